@@ -1,0 +1,47 @@
+# The two commands of the README are `make run` and `make test`; the rest are their parts.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install kafka broker token unit clean
+
+$(STAMP): pyproject.toml
+	@echo "[install] creating $(VENV) and installing the project with its test dependencies ..."
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+	@echo "[install] done"
+
+install: $(STAMP)
+
+kafka: install
+	@$(PY) -m devtools.kafka fetch
+
+# Broker, worker and gateway under honcho; with KAFKA_BOOTSTRAP_SERVERS set, no local broker.
+run: kafka
+	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then \
+		exec $(VENV)/bin/honcho start -f Procfile worker gateway; \
+	else \
+		exec $(VENV)/bin/honcho start -f Procfile; \
+	fi
+
+# The whole suite against a throwaway broker on free ports (or KAFKA_BOOTSTRAP_SERVERS).
+test: kafka
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "[test] pytest collected no tests: the suite is missing or filtered away"; exit 1; fi; \
+	exit $$status
+
+unit: install
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+broker: kafka
+	@exec $(PY) -m devtools.kafka run
+
+# make token ROLE=vendor TENANT=acme SUB=alice
+token: install
+	@$(PY) -m gateway.tokens --role $(or $(ROLE),customer) --tenant $(or $(TENANT),acme) --sub $(or $(SUB),alice)
+
+clean:
+	rm -rf .data

@@ -1,0 +1,1 @@
+"""Development and operations tools: the local Kafka broker, token minting."""

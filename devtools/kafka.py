@@ -1,0 +1,189 @@
+"""A real single-node Apache Kafka (KRaft, transactions on), fetched from Maven Central.
+
+    python -m devtools.kafka fetch   # resolve the broker's jars with Maven into the cache
+    python -m devtools.kafka run     # fetch, format storage if new, start, wait, serve until SIGTERM
+
+The broker is one combined broker+controller on 127.0.0.1 with every internal topic at
+replication factor 1, so transactions (exactly-once) work on one node. Tests start their own on
+free ports through `KafkaBroker`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from connectors.kafka import wait_for_broker
+from streams.settings import PROJECT_ROOT, Settings, load
+
+log = logging.getLogger("devtools.kafka")
+
+POM = PROJECT_ROOT / "devtools" / "kafka" / "pom.xml"
+LOG_CONFIG = PROJECT_ROOT / "devtools" / "kafka" / "log4j2.properties"
+
+
+def kafka_version() -> str:
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", POM.read_text())
+    assert match, "devtools/kafka/pom.xml names no kafka.version"
+    return match.group(1)
+
+
+def fetch(cache_dir: Path) -> Path:
+    """Resolve the broker's runtime jars with Maven; a marker file makes later calls instant."""
+    libs = cache_dir / "libs"
+    marker = cache_dir / f".complete-{kafka_version()}-{POM.stat().st_mtime_ns}"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise SystemExit("Maven (mvn) is not on PATH; install it (apt-get install maven) and retry.")
+    print(f"[kafka] fetching Apache Kafka {kafka_version()} from Maven Central into {libs} ...", flush=True)
+    if libs.exists():
+        shutil.rmtree(libs)
+    command = [
+        "mvn", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+    ]
+    downloaded = 0
+    output: list[str] = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as mvn:
+        assert mvn.stdout is not None
+        for line in mvn.stdout:
+            output.append(line)
+            if "Downloaded from" in line:
+                downloaded += 1
+                if downloaded % 10 == 0:
+                    print(f"[kafka]   {downloaded} artifacts downloaded ...", flush=True)
+    if mvn.returncode != 0:
+        sys.stdout.write("".join(output[-40:]))
+        raise SystemExit("[kafka] Maven could not resolve the Kafka jars (output above); check network access "
+                         "to Maven Central and retry `make kafka`.")
+    jars = list(libs.glob("*.jar"))
+    size_mb = sum(j.stat().st_size for j in jars) / 1e6
+    print(f"[kafka] {len(jars)} jars ready ({size_mb:.0f} MB, {downloaded} downloaded now)", flush=True)
+    for old in cache_dir.glob(".complete-*"):
+        old.unlink()
+    marker.touch()
+    return libs
+
+
+def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
+    return f"""\
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data_dir / "log"}
+num.partitions=8
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+group.initial.rebalance.delay.ms=0
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+"""
+
+
+class KafkaBroker:
+    """One broker process on the given ports and data directory."""
+
+    def __init__(self, port: int, controller_port: int, data_dir: Path, cache_dir: Path) -> None:
+        self.port = port
+        self.controller_port = controller_port
+        self.data_dir = data_dir
+        self.cache_dir = cache_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _java(self, *args: str, heap: str = "256m") -> list[str]:
+        classpath = str(fetch(self.cache_dir) / "*")
+        java = shutil.which("java")
+        if java is None:
+            raise SystemExit("java is not on PATH; install a JDK 17+ and retry.")
+        return [java, f"-Xmx{heap}", f"-Dlog4j2.configurationFile={LOG_CONFIG}", "-cp", classpath, *args]
+
+    def start(self, log_file: Path | None = None, timeout: float = 120.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "server.properties"
+        config.write_text(server_properties(self.port, self.controller_port, self.data_dir))
+        if not (self.data_dir / "log" / "meta.properties").exists():
+            cluster_id = subprocess.run(
+                self._java("kafka.tools.StorageTool", "random-uuid"), check=True, capture_output=True, text=True
+            ).stdout.strip().splitlines()[-1]
+            subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)),
+                check=True, capture_output=True,
+            )
+            print(f"[kafka] formatted KRaft storage in {self.data_dir} (cluster {cluster_id})", flush=True)
+        out = open(log_file, "ab") if log_file else None
+        self.process = subprocess.Popen(
+            self._java("kafka.Kafka", str(config), heap="768m"), stdout=out, stderr=subprocess.STDOUT if out else None
+        )
+        started = time.monotonic()
+        wait_for_broker(self.bootstrap, timeout=timeout)
+        print(f"[kafka] broker ready at {self.bootstrap} in {time.monotonic() - started:.1f}s", flush=True)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def broker_from(settings: Settings) -> KafkaBroker:
+    return KafkaBroker(
+        settings.broker_port, settings.controller_port, settings.broker_data_dir, settings.kafka_cache_dir
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["fetch", "run"])
+    args = parser.parse_args()
+    settings = load()
+    if args.command == "fetch":
+        fetch(settings.kafka_cache_dir)
+        return
+    if settings.uses_external_broker:
+        raise SystemExit(f"KAFKA_BOOTSTRAP_SERVERS={settings.external_bootstrap} is set: using that cluster, "
+                         "not starting a broker.")
+    broker = broker_from(settings)
+
+    def stop(signum: int, frame: object) -> None:
+        print("[kafka] stopping broker ...", flush=True)
+        broker.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    broker.start()
+    assert broker.process is not None
+    code = broker.process.wait()
+    raise SystemExit(f"[kafka] broker exited with code {code}; see its output above" if code else 0)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,1 @@
+"""HTTP in, topic writes out; reads served from the workers' tables."""

@@ -1,0 +1,31 @@
+"""Run the gateway: wait for Kafka, create the registry's topics, serve on GATEWAY_PORT."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from connectors.kafka import TopicMismatch, ensure_topics, wait_for_broker
+from gateway.app import create_app
+from streams.settings import load
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load()
+    wait_for_broker(settings.bootstrap_servers)
+    try:
+        ensure_topics(settings)
+    except TopicMismatch as exc:
+        raise SystemExit(str(exc)) from None
+    logging.getLogger("gateway").info(
+        "gateway on http://%s:%d, reading from workers %s", settings.gateway_host, settings.gateway_port,
+        ", ".join(settings.worker_urls),
+    )
+    web.run_app(create_app(settings), host=settings.gateway_host, port=settings.gateway_port, print=None,
+                access_log_format='%a "%r" %s %Tfs')
+
+
+if __name__ == "__main__":
+    main()

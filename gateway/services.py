@@ -1,0 +1,25 @@
+"""What views use, opened and closed with the application (see `create_app`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from connectors.kafka import EventWriter
+from gateway.workers import WorkerReads
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    writer: EventWriter
+    reads: WorkerReads
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]

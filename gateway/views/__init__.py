@@ -1,0 +1,1 @@
+"""Thin views: validate, authorize, write an event or read a table, answer JSON."""

@@ -1,0 +1,1 @@
+"""FusionCommerce Streams: the event backbone of a multi-tenant marketplace."""

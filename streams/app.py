@@ -1,0 +1,14 @@
+"""The worker's Faust app with every agent registered: `faust -A streams.app worker -l info`."""
+
+from __future__ import annotations
+
+from streams.agents import catalog, inventory, orders
+from streams.settings import load
+from streams.worker import Worker
+
+worker = Worker(load())
+app = worker.app
+
+_products = catalog.register(worker)
+inventory.register(worker, _products)
+orders.register(worker)

@@ -1,0 +1,297 @@
+"""Pydantic models of every event and of the state kept in tables.
+
+Every message on every topic is an `Envelope`: event_id, type, schema_version, tenant,
+occurred_at (UTC) and a payload whose model is chosen by `type`. Commands are named as orders
+(`ReserveStock`), events as facts in the past tense (`StockReserved`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    model_validator,
+)
+
+# Tenants and SKUs become parts of message keys ("<tenant>/<sku>"), so neither may hold a "/".
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamps must carry a timezone; use UTC")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Money(Frozen):
+    """An amount in integer minor units (cents) of an ISO 4217 currency."""
+
+    amount: int = Field(ge=0)
+    currency: CurrencyCode
+
+
+# ---------------------------------------------------------------------------------------------
+# Payloads. Subclassing `Payload` registers the class under its name, which is the envelope type.
+
+
+class Payload(Frozen):
+    registry: ClassVar[dict[str, type[Payload]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Payload.registry[cls.__name__] = cls
+
+
+class ProductUpserted(Payload):
+    sku: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    price: Money
+
+
+class AdjustStock(Payload):
+    adjustment_id: uuid.UUID
+    sku: Identifier
+    delta: int
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class ReserveStock(Payload):
+    order_id: uuid.UUID
+    sku: Identifier
+    quantity: int
+
+
+class ReleaseStock(Payload):
+    order_id: uuid.UUID
+    sku: Identifier
+    reason: str
+
+
+class StockAdjusted(Payload):
+    adjustment_id: uuid.UUID
+    sku: Identifier
+    delta: int
+    reason: str
+    on_hand: int
+    reserved: int
+
+
+class StockAdjustmentRejected(Payload):
+    adjustment_id: uuid.UUID
+    sku: Identifier
+    delta: int
+    reason: str
+
+
+class StockReserved(Payload):
+    order_id: uuid.UUID
+    sku: Identifier
+    quantity: int
+    unit_price: Money
+
+
+class StockReservationRejected(Payload):
+    order_id: uuid.UUID
+    sku: Identifier
+    quantity: int
+    reason: str
+
+
+class StockReleased(Payload):
+    order_id: uuid.UUID
+    sku: Identifier
+    quantity: int
+    reason: str
+
+
+class OrderLine(Frozen):
+    sku: Identifier
+    quantity: int
+
+
+class PlaceOrder(Payload):
+    order_id: uuid.UUID
+    customer: str = Field(min_length=1, max_length=200)
+    lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=100)
+    # Hash of the request body, so that an Idempotency-Key replay with another body is told apart.
+    request_hash: str
+
+
+class CancelOrder(Payload):
+    order_id: uuid.UUID
+    requested_by: str
+
+
+class ExpireOrderHold(Payload):
+    order_id: uuid.UUID
+
+
+class OrderStatusChanged(Payload):
+    """One event per order transition: what analytics and outside consumers follow."""
+
+    order_id: uuid.UUID
+    customer: str
+    status: str
+    previous_status: str | None
+    reason: str | None = None
+    total: Money | None = None
+    item_count: int = 0
+
+
+class DeadLetter(Payload):
+    """A message an agent could not process: why, and the bytes as they were on the topic."""
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    error: str
+    original_key: str | None
+    original_value: str
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Envelope(Frozen):
+    event_id: uuid.UUID
+    type: str
+    schema_version: Literal[1] = 1
+    tenant: Identifier
+    occurred_at: UtcDatetime
+    payload: SerializeAsAny[Payload]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _payload_by_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("payload"), dict):
+            payload_type = Payload.registry.get(data.get("type", ""))
+            if payload_type is None:
+                raise ValueError(f"unknown event type {data.get('type')!r}")
+            data = {**data, "payload": payload_type.model_validate(data["payload"])}
+        return data
+
+    @model_validator(mode="after")
+    def _type_matches_payload(self) -> Envelope:
+        if type(self.payload).__name__ != self.type:
+            raise ValueError(f"type {self.type!r} does not match payload {type(self.payload).__name__}")
+        return self
+
+    @classmethod
+    def new(cls, tenant: str, payload: Payload, *, event_id: uuid.UUID | None = None,
+            occurred_at: datetime | None = None) -> Envelope:
+        return cls(
+            event_id=event_id or uuid.uuid4(),
+            type=type(payload).__name__,
+            tenant=tenant,
+            occurred_at=occurred_at or utc_now(),
+            payload=payload,
+        )
+
+    def derive(self, payload: Payload, index: int, occurred_at: datetime | None = None) -> Envelope:
+        """An event caused by this one, with an id fixed by this event's id and the position.
+
+        Reprocessing the same input after a crash yields the same ids, so downstream consumers
+        can recognise a repeat.
+        """
+        return Envelope.new(
+            self.tenant,
+            payload,
+            event_id=uuid.uuid5(self.event_id, f"{index}:{type(payload).__name__}"),
+            occurred_at=occurred_at or self.occurred_at,
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        return cls.model_validate_json(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# State kept in tables, one value per key.
+
+
+class Product(Frozen):
+    tenant: Identifier
+    sku: Identifier
+    name: str
+    price: Money
+    updated_at: UtcDatetime
+
+
+class AdjustmentOutcome(Frozen):
+    applied: bool
+    reason: str | None = None
+
+
+class StockLevel(Frozen):
+    """Stock of one SKU. `holds` maps order id to units held for it: at most one hold per order."""
+
+    tenant: Identifier
+    sku: Identifier
+    on_hand: int = 0
+    holds: dict[str, int] = Field(default_factory=dict)
+    # The latest adjustment outcomes by adjustment id: makes AdjustStock idempotent and lets the
+    # gateway tell the caller whether a write-off was applied.
+    recent_adjustments: dict[str, AdjustmentOutcome] = Field(default_factory=dict)
+
+    @property
+    def reserved(self) -> int:
+        return sum(self.holds.values())
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class OrderStatus:
+    PENDING = "pending"
+    RESERVED = "reserved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class OrderLineState(Frozen):
+    sku: Identifier
+    quantity: int
+    unit_price: Money | None = None
+    reserved: bool = False
+
+
+class StatusEntry(Frozen):
+    status: str
+    at: UtcDatetime
+
+
+class Order(Frozen):
+    order_id: uuid.UUID
+    tenant: Identifier
+    customer: str
+    status: str
+    lines: tuple[OrderLineState, ...]
+    request_hash: str
+    history: tuple[StatusEntry, ...]
+    reason: str | None = None
+    total: Money | None = None
+    hold_expires_at: UtcDatetime | None = None

@@ -1,0 +1,198 @@
+"""The thin shell every agent shares: decode, dead-letter, load state, decide, store, send.
+
+An agent binds a source topic, a table and a pure decision; `Processor.handle` does the rest for
+each event. Error policy: a message that does not decode, does not validate, has a key that does
+not match its payload, or is not an event the context handles goes to `<topic>.dlq` with the
+reason and the original bytes, and the agent goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import faust
+from pydantic import BaseModel, ValidationError
+
+from streams import topics
+from streams.models import DeadLetter, Envelope, utc_now
+from streams.tables.decision import Decision, UnhandledEvent
+
+log = logging.getLogger(__name__)
+
+StateModel = TypeVar("StateModel", bound=BaseModel)
+
+
+class StateTable(Generic[StateModel]):
+    """A Faust table of raw bytes holding one pydantic model per key, as JSON."""
+
+    def __init__(self, table: faust.Table, model: type[StateModel]) -> None:
+        self.table = table
+        self.model = model
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    def get(self, key: bytes) -> StateModel | None:
+        raw = self.table.get(key)
+        return None if raw is None else self.model.model_validate_json(raw)
+
+    def put(self, key: bytes, state: StateModel | None) -> None:
+        if state is None:
+            self.table.pop(key, None)
+        else:
+            self.table[key] = state.model_dump_json().encode()
+
+
+class Watchers:
+    """Wakes readers waiting for a key of a table to change (long polls, read-your-write).
+
+    Only wake-ups live here, never state: a reader that misses one still times out and re-reads
+    the table, so losing this on a rebalance costs latency, not correctness.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[str, bytes], set[asyncio.Future[None]]] = defaultdict(set)
+
+    def notify(self, table: str, key: bytes) -> None:
+        for future in self._waiting.pop((table, key), ()):
+            if not future.done():
+                future.set_result(None)
+
+    async def wait(self, table: str, key: bytes, timeout: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting[(table, key)]
+        waiting.add(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiting.discard(future)
+            if not waiting:
+                self._waiting.pop((table, key), None)
+
+
+class TopicBinder:
+    """Faust topic objects for registry entries, raw bytes in and out, under one namespace."""
+
+    def __init__(self, app: faust.App, namespace: str) -> None:
+        self.app = app
+        self.namespace = namespace
+        self._topics: dict[str, faust.TopicT] = {}
+
+    def topic(self, name: str) -> faust.TopicT:
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(
+                topics.full_name(self.namespace, name),
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+        return self._topics[name]
+
+    def source(self, *specs: topics.TopicSpec) -> faust.TopicT:
+        return self.app.topic(
+            *(topics.full_name(self.namespace, spec.name) for spec in specs),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    async def send(self, event: Envelope) -> None:
+        spec, key = topics.route(event)
+        await self.topic(spec.name).send(key=key, value=event.to_bytes())
+
+    async def dead_letter(self, spec: topics.TopicSpec, event: faust.EventT, error: str) -> None:
+        message = event.message
+        raw_value: bytes = message.value or b""
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, error
+        )
+        letter = Envelope.new(
+            _tenant_of(raw_value),
+            DeadLetter(
+                source_topic=message.topic,
+                source_partition=message.partition,
+                source_offset=message.offset,
+                error=error[:2000],
+                original_key=None if message.key is None else base64.b64encode(message.key).decode(),
+                original_value=base64.b64encode(raw_value).decode(),
+            ),
+        )
+        await self.topic(spec.dead_letter_name).send(key=message.key, value=letter.to_bytes())
+
+
+def _tenant_of(raw: bytes) -> str:
+    try:
+        tenant = json.loads(raw).get("tenant")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return tenant if isinstance(tenant, str) and tenant.replace("-", "").isalnum() else "unknown"
+
+
+Decide = Callable[[Any, Envelope, datetime], Decision[Any]]
+
+
+class Processor(Generic[StateModel]):
+    """Applies one context's decision to each event of its source topics."""
+
+    def __init__(
+        self,
+        binder: TopicBinder,
+        sources: tuple[topics.TopicSpec, ...],
+        table: StateTable[StateModel],
+        decide: Decide,
+        watchers: Watchers,
+        on_stored: Callable[[bytes, StateModel | None], None] | None = None,
+    ) -> None:
+        self.binder = binder
+        self.table = table
+        self.decide = decide
+        self.watchers = watchers
+        self.on_stored = on_stored
+        self._spec_by_topic = {topics.full_name(binder.namespace, spec.name): spec for spec in sources}
+
+    async def handle(self, event: faust.EventT) -> None:
+        spec = self._spec_by_topic[event.message.topic]
+        key: bytes | None = event.key
+        try:
+            envelope = Envelope.from_bytes(event.value)
+        except ValidationError as exc:
+            await self.binder.dead_letter(spec, event, f"invalid event: {_brief(exc)}")
+            return
+        if type(envelope.payload) not in spec.payloads:
+            await self.binder.dead_letter(spec, event, f"{envelope.type} does not belong on {spec.name}")
+            return
+        expected_key = spec.key_of(envelope)
+        if key != expected_key:
+            await self.binder.dead_letter(
+                spec, event, f"message key {key!r} does not match the payload's key {expected_key!r}"
+            )
+            return
+        state = self.table.get(key)
+        try:
+            decision = self.decide(state, envelope, utc_now())
+        except UnhandledEvent as exc:
+            await self.binder.dead_letter(spec, event, str(exc))
+            return
+        if decision.state != state:
+            self.table.put(key, decision.state)
+            if self.on_stored is not None:
+                self.on_stored(key, decision.state)
+            self.watchers.notify(self.table.name, key)
+        for index, payload in enumerate(decision.events):
+            await self.binder.send(envelope.derive(payload, index, utc_now()))
+
+
+def _brief(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:5])

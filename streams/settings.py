@@ -1,0 +1,97 @@
+"""Every setting of the project, read from environment variables in this one place.
+
+Each variable has a local default so that `make run` works on a fresh machine. Names carry an
+`FC_` prefix unless an issue or a peer tool fixes them, because Faust itself reads unprefixed
+variables such as `WEB_PORT` and a stray one would silently change the app.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEVELOPMENT_JWT_SECRET = "fusioncommerce-development-secret-change-me"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a whole number; unset it or give an integer") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number; unset it or give a number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka. An empty bootstrap means "the project's own broker" at broker_host:broker_port.
+    external_bootstrap: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP_SERVERS", ""))
+    broker_host: str = "127.0.0.1"
+    broker_port: int = field(default_factory=lambda: _env_int("FC_BROKER_PORT", 9092))
+    controller_port: int = field(default_factory=lambda: _env_int("FC_CONTROLLER_PORT", 9093))
+    broker_data_dir: Path = field(
+        default_factory=lambda: Path(_env("FC_BROKER_DATA_DIR", str(PROJECT_ROOT / ".data" / "kafka")))
+    )
+    kafka_cache_dir: Path = field(
+        default_factory=lambda: Path(_env("FC_KAFKA_CACHE_DIR", str(PROJECT_ROOT / ".cache" / "kafka")))
+    )
+    topic_partitions: int = field(default_factory=lambda: _env_int("FC_TOPIC_PARTITIONS", 8))
+    # Prefix of every topic name, so that several stacks can share one broker (tests do).
+    topic_namespace: str = field(default_factory=lambda: _env("FC_TOPIC_NAMESPACE", ""))
+
+    # Faust worker.
+    app_id: str = field(default_factory=lambda: _env("FC_APP_ID", "fusioncommerce"))
+    worker_data_dir: Path = field(
+        default_factory=lambda: Path(_env("FC_WORKER_DATA_DIR", str(PROJECT_ROOT / ".data" / "worker-1")))
+    )
+    worker_host: str = "127.0.0.1"
+    worker_port: int = field(default_factory=lambda: _env_int("FC_WORKER_PORT", 6066))
+    # How long a read of a missing key waits for it to appear (read-your-write after a 202).
+    read_miss_wait_seconds: float = field(default_factory=lambda: _env_float("FC_READ_MISS_WAIT", 3.0))
+    # Exactly-once commits one transaction per interval; every hop of a request waits for one.
+    commit_interval_seconds: float = field(default_factory=lambda: _env_float("FC_COMMIT_INTERVAL", 0.1))
+    hold_ttl_seconds: float = field(default_factory=lambda: _env_float("FC_HOLD_TTL_SECONDS", 900.0))
+    expiry_scan_interval_seconds: float = field(
+        default_factory=lambda: _env_float("FC_EXPIRY_SCAN_INTERVAL", 1.0)
+    )
+
+    # Gateway.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = field(default_factory=lambda: _env_int("GATEWAY_PORT", 8080))
+    jwt_secret: str = field(default_factory=lambda: _env("GATEWAY_JWT_SECRET", DEVELOPMENT_JWT_SECRET))
+    # Worker web endpoints the gateway may ask; any of them routes a read to the key's owner.
+    worker_urls: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            u.strip() for u in _env("FC_WORKER_URLS", "http://127.0.0.1:6066").split(",") if u.strip()
+        )
+    )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.external_bootstrap or f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def uses_external_broker(self) -> bool:
+        return bool(self.external_bootstrap)
+
+
+def load() -> Settings:
+    return Settings()

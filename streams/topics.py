@@ -1,0 +1,136 @@
+"""The one registry of topics: name, key, payload types, partitions, writers, readers, retention.
+
+The key of a topic decides which worker owns the state it feeds, so it is written down here
+beside the topic and nowhere else. Every payload type travels on exactly one topic; producers
+look up the topic and key of an event here (`route`). A consumed topic has a dead-letter twin
+`<name>.dlq` (same key) for messages its agent could not process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streams import models as m
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+def sku_key(tenant: str, sku: str) -> bytes:
+    return f"{tenant}/{sku}".encode()
+
+
+def order_key(order_id: object) -> bytes:
+    return str(order_id).encode()
+
+
+def _by_sku(event: m.Envelope) -> bytes:
+    return sku_key(event.tenant, event.payload.sku)  # type: ignore[attr-defined]
+
+
+def _by_order(event: m.Envelope) -> bytes:
+    return order_key(event.payload.order_id)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    payloads: tuple[type[m.Payload], ...]
+    writers: str
+    readers: str
+    key_of: Callable[[m.Envelope], bytes]
+    consumed: bool = True  # consumed by an agent, hence has a dead-letter topic
+    cleanup_policy: str = "delete"
+    retention_ms: int = 7 * DAY_MS
+
+    @property
+    def dead_letter_name(self) -> str:
+        return f"{self.name}.dlq"
+
+
+CATALOG_PRODUCTS = TopicSpec(
+    name="catalog.products",
+    key="<tenant>/<sku>",
+    payloads=(m.ProductUpserted,),
+    writers="gateway",
+    readers="catalog agent",
+    key_of=_by_sku,
+    # The catalog is the product's latest version: compacted, kept forever.
+    cleanup_policy="compact",
+    retention_ms=-1,
+)
+INVENTORY_COMMANDS = TopicSpec(
+    name="inventory.commands",
+    key="<tenant>/<sku>",
+    payloads=(m.AdjustStock, m.ReserveStock, m.ReleaseStock),
+    writers="gateway (AdjustStock), orders agent (ReserveStock, ReleaseStock)",
+    readers="inventory agent",
+    key_of=_by_sku,
+)
+INVENTORY_STOCK_CHANGES = TopicSpec(
+    name="inventory.stock-changes",
+    key="<tenant>/<sku>",
+    payloads=(m.StockAdjusted, m.StockAdjustmentRejected),
+    writers="inventory agent",
+    readers="Druid, data science",
+    key_of=_by_sku,
+    consumed=False,
+)
+INVENTORY_RESERVATIONS = TopicSpec(
+    name="inventory.reservations",
+    key="<order_id>",
+    payloads=(m.StockReserved, m.StockReservationRejected, m.StockReleased),
+    writers="inventory agent",
+    readers="orders agent, Druid",
+    key_of=_by_order,
+)
+ORDERS_COMMANDS = TopicSpec(
+    name="orders.commands",
+    key="<order_id>",
+    payloads=(m.PlaceOrder, m.CancelOrder, m.ExpireOrderHold),
+    writers="gateway (PlaceOrder, CancelOrder), hold-expiry timer (ExpireOrderHold)",
+    readers="orders agent",
+    key_of=_by_order,
+)
+ORDERS_EVENTS = TopicSpec(
+    name="orders.events",
+    key="<order_id>",
+    payloads=(m.OrderStatusChanged,),
+    writers="orders agent",
+    readers="Druid, data science, webhooks",
+    key_of=_by_order,
+    consumed=False,
+)
+
+ALL: tuple[TopicSpec, ...] = (
+    CATALOG_PRODUCTS,
+    INVENTORY_COMMANDS,
+    INVENTORY_STOCK_CHANGES,
+    INVENTORY_RESERVATIONS,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+)
+
+_BY_PAYLOAD: dict[type[m.Payload], TopicSpec] = {p: spec for spec in ALL for p in spec.payloads}
+if len(_BY_PAYLOAD) != sum(len(spec.payloads) for spec in ALL):
+    raise RuntimeError("a payload type is declared on two topics; each travels on exactly one")
+
+
+def route(event: m.Envelope) -> tuple[TopicSpec, bytes]:
+    """The topic an event travels on and its message key."""
+    spec = _BY_PAYLOAD[type(event.payload)]
+    return spec, spec.key_of(event)
+
+
+def full_name(namespace: str, name: str) -> str:
+    return f"{namespace}{name}"
+
+
+def declared_names(namespace: str) -> list[str]:
+    names = []
+    for spec in ALL:
+        names.append(full_name(namespace, spec.name))
+        if spec.consumed:
+            names.append(full_name(namespace, spec.dead_letter_name))
+    return names

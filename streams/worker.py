@@ -1,0 +1,115 @@
+"""The Faust app of a worker and the web endpoints it serves beside its agents.
+
+`Worker` builds the app (RocksDB tables, exactly-once, partition counts from settings) and hands
+agent modules what they bind: topics, tables, the watchers that wake long polls. It serves each
+table at `GET /state/<table>?key=<key>[&wait=S&known=<status>]`, routed by Faust to the worker that
+owns the key's partition, and `GET /fc/ready` for readiness.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from streams import eos
+from streams.processing import StateTable, TopicBinder, Watchers
+from streams.settings import Settings
+
+MAX_LONG_POLL_SECONDS = 30.0
+
+
+class StreamsApp(faust.App):
+    def _new_transport(self) -> Any:
+        return eos.Transport(self.conf.broker_consumer, self)
+
+
+def create_faust_app(settings: Settings) -> faust.App:
+    settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
+    return StreamsApp(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        store="rocksdb://",
+        processing_guarantee="exactly_once",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        datadir=str(settings.worker_data_dir),
+        web_host=settings.worker_host,
+        web_port=settings.worker_port,
+        canonical_url=f"http://{settings.worker_host}:{settings.worker_port}",
+        # A SIGKILLed worker's partitions move after this long, not after Faust's default minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        # Topics are created by `connectors.kafka.ensure_topics` with the registry's settings.
+        topic_allow_declare=True,
+        broker_commit_interval=settings.commit_interval_seconds,
+        producer_linger=0.005,
+        # Keys and values are bytes everywhere: keys hash identically in every producer and in
+        # `table_route`, values are envelopes and states that pydantic (de)serializes.
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+class Worker:
+    def __init__(self, settings: Settings, app: faust.App | None = None) -> None:
+        self.settings = settings
+        self.app = app or create_faust_app(settings)
+        self.binder = TopicBinder(self.app, settings.topic_namespace)
+        self.watchers = Watchers()
+        self._serve_readiness()
+
+    def table(self, name: str) -> faust.Table:
+        return self.app.Table(
+            name,
+            partitions=self.settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+        )
+
+    def serve_state(self, table: StateTable[Any], render: Callable[[Any], dict[str, Any]] | None = None) -> None:
+        """Serve a table's values by key.
+
+        `wait=S` waits up to S seconds (at most 30) for a missing key to appear or, with
+        `known=<status>`, for the value's status to differ from the known one.
+        """
+        watchers = self.watchers
+        to_json = render or (lambda state: state.model_dump(mode="json"))
+
+        async def read_state(web: Any, request: Any) -> Any:
+            key = request.query["key"].encode()
+            try:
+                wait = min(max(float(request.query.get("wait", "0")), 0.0), MAX_LONG_POLL_SECONDS)
+            except ValueError:
+                return web.json({"error": "wait must be a number of seconds"}, status=400)
+            known = request.query.get("known")
+            started = time.monotonic()
+            while True:
+                state = table.get(key)
+                elapsed = time.monotonic() - started
+                if state is None:
+                    remaining = wait - elapsed
+                    if remaining <= 0:
+                        return web.json({"error": "not found"}, status=404)
+                elif known is not None and getattr(state, "status", None) == known and elapsed < wait:
+                    remaining = wait - elapsed
+                else:
+                    return web.json(to_json(state))
+                await watchers.wait(table.name, key, remaining)
+
+        read_state.__name__ = f"read_{table.name.replace('-', '_')}"
+        routed = self.app.table_route(table=table.table, query_param="key")(read_state)
+        self.app.page(f"/state/{table.name}")(routed)
+
+    def _serve_readiness(self) -> None:
+        app = self.app
+
+        @app.page("/fc/ready")
+        async def ready(web: Any, request: Any) -> Any:
+            recovered = app.tables.recovery.completed.is_set()
+            assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()) if recovered else []
+            body = {"ready": recovered and not app.rebalancing, "assigned": assigned}
+            return web.json(body, status=200 if body["ready"] else 503)
+

@@ -10,11 +10,18 @@ to the task's own producer; this transaction manager does the same: while an eve
 processed, every send (outputs and changelog writes) goes through the transactional producer of
 that event's source partition, so outputs, table changes and the input offset commit together.
 Sends outside event processing (timers) are plain idempotent sends.
+
+A second fix concerns recovery. In exactly-once mode Faust reads a changelog's end (its last
+stable offset) from the consumer's cached fetch state, which is empty right after a rebalance;
+the missing value becomes -1 and the recovery check then crashes the worker with "persisted offset
+is higher than the highwater" (faust-streaming#158, robinhood/faust#658) whenever a worker that
+already holds state gets partitions again. `end_offsets` asks the broker instead, and with the
+consumer's read_committed isolation the broker answers with the last stable offset.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from faust.streams import current_event
@@ -47,5 +54,17 @@ class SourcePartitionTransactionManager(TransactionManager):
         )
 
 
+class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:  # type: ignore[override]
+        consumer = self._ensure_consumer()
+        return await consumer.end_offsets(list(partitions))  # type: ignore[no-any-return]
+
+
+class Consumer(aiokafka_driver.Consumer):
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class Transport(aiokafka_driver.Transport):
+    Consumer = Consumer
     TransactionManager = SourcePartitionTransactionManager

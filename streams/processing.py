@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -25,6 +26,8 @@ from streams.models import DeadLetter, Envelope, utc_now
 from streams.tables.decision import Decision, UnhandledEvent
 
 log = logging.getLogger(__name__)
+
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 StateModel = TypeVar("StateModel", bound=BaseModel)
 
@@ -137,7 +140,7 @@ def _tenant_of(raw: bytes) -> str:
         tenant = json.loads(raw).get("tenant")
     except (ValueError, AttributeError):
         return "unknown"
-    return tenant if isinstance(tenant, str) and tenant.replace("-", "").isalnum() else "unknown"
+    return tenant if isinstance(tenant, str) and TENANT_PATTERN.fullmatch(tenant) else "unknown"
 
 
 Decide = Callable[[Any, Envelope, datetime], Decision[Any]]

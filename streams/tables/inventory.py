@@ -108,5 +108,6 @@ def decide(
     if isinstance(payload, ReserveStock):
         return reserve(state or _empty(event, payload.sku), payload, product)
     if isinstance(payload, ReleaseStock):
-        return release(state or _empty(event, payload.sku), payload)
+        # Nothing is held for a SKU without stock: no state to create.
+        return Decision(state) if state is None else release(state, payload)  # type: ignore[return-value]
     raise UnhandledEvent(f"inventory does not handle {event.type}")

@@ -1,0 +1,111 @@
+"""Session fixtures: one real Kafka broker for the whole run, HTTP and Kafka helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import confluent_kafka
+import pytest
+
+from devtools.kafka import KafkaBroker
+from gateway.tokens import mint
+from streams.settings import load
+from tests.harness import JWT_SECRET, RUNS_DIR, Stack, free_port
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """`KAFKA_BOOTSTRAP_SERVERS` if set, else a throwaway broker on free ports."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    data_dir = RUNS_DIR / f"kafka-{uuid.uuid4().hex[:8]}"
+    broker = KafkaBroker(free_port(), free_port(), data_dir, load().kafka_cache_dir)
+    broker.start(log_file=data_dir.with_suffix(".log"))
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def start_stack(bootstrap: str, name: str, **env: str) -> Stack:
+    stack = Stack(bootstrap=bootstrap, name=name, extra_env=env)
+    stack.start_worker(0)
+    stack.start_gateway()
+    return stack
+
+
+def token(role: str, tenant: str = "acme", sub: str = "alice") -> str:
+    return mint(JWT_SECRET, sub, role, tenant)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+class Api:
+    """A small async HTTP client for the gateway; every call says who calls it."""
+
+    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+        self.base_url = base_url
+        self.session = session
+
+    async def call(self, method: str, path: str, who: str | None, body: Any = None,
+                   headers: dict[str, str] | None = None, raw: bytes | None = None) -> Reply:
+        all_headers = dict(headers or {})
+        if who is not None:
+            all_headers["Authorization"] = f"Bearer {who}"
+        async with self.session.request(
+            method, self.base_url + path, json=body if raw is None else None, data=raw, headers=all_headers
+        ) as response:
+            payload = await response.json(content_type=None)
+            return Reply(response.status, payload, dict(response.headers))
+
+    async def get(self, path: str, who: str | None) -> Reply:
+        return await self.call("GET", path, who)
+
+    async def post(self, path: str, who: str | None, body: Any = None, **kwargs: Any) -> Reply:
+        return await self.call("POST", path, who, body, **kwargs)
+
+
+@pytest.fixture
+async def http() -> Iterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        yield session  # type: ignore[misc]
+
+
+def read_topic(bootstrap: str, topic: str, expect: int | None = None, idle_seconds: float = 3.0) -> list[Any]:
+    """Every committed message of a topic, read until `expect` arrived or nothing came for a while."""
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"test-reader-{uuid.uuid4().hex}",
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+    })
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in partitions])
+    messages: list[Any] = []
+    idle = 0.0
+    try:
+        while idle < idle_seconds and (expect is None or len(messages) < expect):
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                idle += 0.5
+                continue
+            idle = 0.0
+            messages.append(message)
+    finally:
+        consumer.close()
+    return messages

@@ -1,0 +1,57 @@
+"""Fixtures of the integration tier: stacks of real processes on the session's real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.replay import read_fixture, replay
+from streams.settings import Settings
+from tests.conftest import Api, start_stack, token
+from tests.harness import Stack
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+
+def stack_settings(stack: Stack) -> Settings:
+    return Settings(external_bootstrap=stack.bootstrap, topic_namespace=stack.namespace)
+
+
+async def seed_catalog_and_stock(stack: Stack, api: Api) -> None:
+    """Replay the catalog fixture, wait until every product is served, then the opening stock.
+
+    Stock for a SKU the inventory agent has not yet seen in the catalog is refused, so the two
+    files are fed in this order.
+    """
+    settings = stack_settings(stack)
+    await replay(settings, [FIXTURES / "catalog.jsonl"], progress=False)
+    reader = token("customer")
+    for event in read_fixture(FIXTURES / "catalog.jsonl"):
+        reply = await api.get(f"/v1/products/{event.payload.sku}", reader)  # type: ignore[attr-defined]
+        assert reply.status == 200, reply.body
+    await replay(settings, [FIXTURES / "opening-stock.jsonl"], progress=False)
+    for event in read_fixture(FIXTURES / "opening-stock.jsonl"):
+        payload = event.payload
+        for _ in range(100):
+            reply = await api.get(f"/v1/inventory/{payload.sku}", reader)  # type: ignore[attr-defined]
+            if reply.status == 200 and reply.body["on_hand"] == payload.delta:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"opening stock of {payload.sku} not applied: {reply.body}")  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A worker and a gateway of their own for each test module."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    env = getattr(request.module, "STACK_ENV", {})
+    started = start_stack(kafka_bootstrap, name, **env)
+    try:
+        yield started
+    finally:
+        started.stop()

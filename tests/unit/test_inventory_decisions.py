@@ -1,0 +1,405 @@
+"""Inventory decisions (streams/tables/inventory.py): reserve, release and adjust one SKU's stock."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pytest
+
+from streams.models import (
+    AdjustmentOutcome,
+    AdjustStock,
+    CancelOrder,
+    Money,
+    OrderLine,
+    PlaceOrder,
+    ProductUpserted,
+    ReleaseStock,
+    ReserveStock,
+    StockAdjusted,
+    StockAdjustmentRejected,
+    StockLevel,
+    StockReleased,
+    StockReservationRejected,
+    StockReserved,
+)
+from streams.tables import inventory
+from streams.tables.decision import UnhandledEvent
+
+TENANT = "acme"
+SKU = "SKU-1"
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+ORDER = uuid.UUID(int=1)
+OTHER_ORDER = uuid.UUID(int=2)
+ADJUSTMENT = uuid.UUID(int=100)
+
+
+def level(on_hand: int = 0, holds: Mapping[uuid.UUID, int] | None = None) -> StockLevel:
+    return StockLevel(
+        tenant=TENANT, sku=SKU, on_hand=on_hand, holds={str(order): qty for order, qty in (holds or {}).items()}
+    )
+
+
+def reserve_cmd(quantity: int, order: uuid.UUID = ORDER) -> ReserveStock:
+    return ReserveStock(order_id=order, sku=SKU, quantity=quantity)
+
+
+def release_cmd(order: uuid.UUID = ORDER) -> ReleaseStock:
+    return ReleaseStock(order_id=order, sku=SKU, reason="order cancelled")
+
+
+def adjust_cmd(delta: int, adjustment: uuid.UUID = ADJUSTMENT) -> AdjustStock:
+    return AdjustStock(adjustment_id=adjustment, sku=SKU, delta=delta, reason="cycle count")
+
+
+@pytest.fixture
+def product(make_product):
+    return make_product(SKU, tenant=TENANT, amount=499, currency="EUR")
+
+
+@pytest.fixture
+def decide(make_envelope, product):
+    """inventory.decide for one command; `known=False` means the SKU is missing from the catalog."""
+
+    def run(state: StockLevel | None, command, *, known: bool = True):
+        return inventory.decide(state, make_envelope(command, tenant=TENANT), NOW, product=product if known else None)
+
+    return run
+
+
+# --- reserve ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "held_by_others", "quantity"),
+    [
+        (5, 0, 5),  # exactly what is available
+        (5, 0, 1),
+        (5, 2, 3),  # other orders' holds leave exactly enough
+        (100, 40, 60),
+    ],
+)
+def test_reserve_succeeds_when_available_covers_quantity(decide, product, on_hand, held_by_others, quantity):
+    # Given stock of which `held_by_others` units are already held by another order
+    state = level(on_hand, {OTHER_ORDER: held_by_others} if held_by_others else {})
+
+    # When an order asks for `quantity` units
+    decision = decide(state, reserve_cmd(quantity))
+
+    # Then the units are held for the order, at the catalog price
+    assert decision.state.holds == {**state.holds, str(ORDER): quantity}
+    assert decision.state.on_hand == on_hand
+    assert decision.state.available == on_hand - held_by_others - quantity
+    assert decision.events == [StockReserved(order_id=ORDER, sku=SKU, quantity=quantity, unit_price=product.price)]
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "held_by_others", "quantity"),
+    [
+        (5, 0, 6),  # one more than on hand
+        (5, 2, 4),  # enough on hand, but not once other holds are counted
+        (0, 0, 1),
+        (10, 10, 1),  # everything held already
+    ],
+)
+def test_reserve_refused_when_available_is_short(decide, on_hand, held_by_others, quantity):
+    # Given stock with fewer available units than requested
+    state = level(on_hand, {OTHER_ORDER: held_by_others} if held_by_others else {})
+
+    # When an order asks for `quantity` units
+    decision = decide(state, reserve_cmd(quantity))
+
+    # Then nothing is held and the refusal says how many were available
+    assert decision.state == state
+    [refusal] = decision.events
+    assert isinstance(refusal, StockReservationRejected)
+    assert (refusal.order_id, refusal.sku, refusal.quantity) == (ORDER, SKU, quantity)
+    assert refusal.reason.startswith(f"insufficient_stock: {on_hand - held_by_others} available")
+
+
+@pytest.mark.parametrize(
+    ("known", "quantity", "reason_prefix"),
+    [
+        (False, 1, "unknown_sku"),
+        (False, 0, "unknown_sku"),  # an unknown SKU is reported before a bad quantity
+        (True, 0, "invalid_quantity"),
+        (True, -3, "invalid_quantity"),
+    ],
+)
+def test_reserve_refused_for_unknown_sku_or_bad_quantity(decide, known, quantity, reason_prefix):
+    # Given plenty of stock
+    state = level(on_hand=50)
+
+    # When a reservation names a SKU missing from the catalog, or a quantity below 1
+    decision = decide(state, reserve_cmd(quantity), known=known)
+
+    # Then it is refused with the matching reason and the stock is untouched
+    assert decision.state == state
+    [refusal] = decision.events
+    assert isinstance(refusal, StockReservationRejected)
+    assert refusal.quantity == quantity
+    assert refusal.reason.startswith(reason_prefix)
+
+
+@pytest.mark.parametrize(
+    "second_quantity",
+    [
+        2,  # an exact replay
+        1,  # a different quantity does not resize the hold
+        50,  # more than is available would otherwise be refused
+    ],
+)
+def test_second_reserve_for_same_order_is_a_no_op(decide, second_quantity):
+    # Given an order already holding 2 units
+    held = decide(level(on_hand=5), reserve_cmd(2)).state
+
+    # When a reservation for the same order arrives again
+    decision = decide(held, reserve_cmd(second_quantity))
+
+    # Then the first hold stands and nothing is emitted
+    assert decision.state == held
+    assert decision.events == []
+
+
+# --- release ---------------------------------------------------------------------------------
+
+
+def test_release_gives_the_held_units_back():
+    # Given two orders holding 3 and 2 of 10 units
+    state = level(on_hand=10, holds={ORDER: 3, OTHER_ORDER: 2})
+
+    # When the first order's hold is released
+    decision = inventory.release(state, release_cmd(ORDER))
+
+    # Then its 3 units are available again and the other hold is kept
+    assert decision.state.holds == {str(OTHER_ORDER): 2}
+    assert decision.state.available == 8
+    assert decision.events == [StockReleased(order_id=ORDER, sku=SKU, quantity=3, reason="order cancelled")]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        None,  # a SKU never seen
+        level(on_hand=10),
+        level(on_hand=10, holds={OTHER_ORDER: 4}),
+    ],
+    ids=["no-state", "no-holds", "other-order-holds"],
+)
+def test_release_for_an_order_without_a_hold_is_a_no_op(decide, state):
+    # Given stock where ORDER holds nothing
+    # When ORDER's hold is released
+    decision = decide(state, release_cmd(ORDER))
+
+    # Then nothing changes and nothing is emitted
+    assert decision.events == []
+    assert decision.state == state  # a SKU never seen gets no empty row
+
+
+def test_released_twice_only_the_first_release_counts(decide):
+    # Given an order whose hold was released
+    released = decide(level(on_hand=10, holds={ORDER: 3}), release_cmd(ORDER)).state
+
+    # When the release is replayed
+    decision = decide(released, release_cmd(ORDER))
+
+    # Then no units are given back a second time
+    assert decision.state == released
+    assert decision.events == []
+
+
+# --- adjust ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "held", "delta", "expected_on_hand"),
+    [
+        (0, 0, 5, 5),  # delivery into an empty SKU
+        (10, 0, -10, 0),  # write off everything
+        (10, 4, -6, 4),  # write off down to exactly what is held
+        (3, 0, 0, 3),
+    ],
+)
+def test_adjust_is_applied_when_stock_stays_consistent(decide, on_hand, held, delta, expected_on_hand):
+    # Given stock with `held` units held by an order
+    state = level(on_hand, {ORDER: held} if held else {})
+
+    # When an adjustment of `delta` arrives
+    decision = decide(state, adjust_cmd(delta))
+
+    # Then on_hand moves, the holds stay, and the outcome is remembered as applied
+    assert decision.state.on_hand == expected_on_hand
+    assert decision.state.holds == state.holds
+    assert decision.state.recent_adjustments == {str(ADJUSTMENT): AdjustmentOutcome(applied=True)}
+    assert decision.events == [
+        StockAdjusted(
+            adjustment_id=ADJUSTMENT, sku=SKU, delta=delta, reason="cycle count", on_hand=expected_on_hand, reserved=held
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("known", "on_hand", "held", "delta", "reason_prefix"),
+    [
+        (False, 10, 0, 5, "unknown_sku"),
+        (True, 3, 0, -4, "insufficient_stock: on_hand is 3"),
+        (True, 0, 0, -1, "insufficient_stock: on_hand is 0"),
+        (True, 10, 4, -7, "insufficient_stock: 4 units are held"),
+    ],
+    ids=["unknown-sku", "negative-on-hand", "negative-from-zero", "below-reserved"],
+)
+def test_adjust_is_refused_and_remembered(decide, known, on_hand, held, delta, reason_prefix):
+    # Given stock with `held` units held by an order
+    state = level(on_hand, {ORDER: held} if held else {})
+
+    # When an adjustment that would break the stock (or names an unknown SKU) arrives
+    decision = decide(state, adjust_cmd(delta), known=known)
+
+    # Then stock is unchanged, the refusal is emitted and remembered under the adjustment id
+    assert (decision.state.on_hand, decision.state.holds) == (on_hand, state.holds)
+    [refusal] = decision.events
+    assert isinstance(refusal, StockAdjustmentRejected)
+    assert (refusal.adjustment_id, refusal.delta) == (ADJUSTMENT, delta)
+    assert refusal.reason.startswith(reason_prefix)
+    assert decision.state.recent_adjustments == {
+        str(ADJUSTMENT): AdjustmentOutcome(applied=False, reason=refusal.reason)
+    }
+
+
+@pytest.mark.parametrize(
+    ("first_delta", "replayed_delta"),
+    [
+        (5, 5),  # an applied adjustment replayed
+        (5, 7),  # the same id with another delta is still the same adjustment
+        (-99, -99),  # a refused adjustment replayed stays refused, silently
+    ],
+)
+def test_repeated_adjustment_id_is_a_no_op(decide, first_delta, replayed_delta):
+    # Given an adjustment already decided
+    after_first = decide(level(on_hand=10), adjust_cmd(first_delta)).state
+
+    # When an adjustment with the same id arrives again
+    decision = decide(after_first, adjust_cmd(replayed_delta))
+
+    # Then nothing changes and nothing is emitted
+    assert decision.state == after_first
+    assert decision.events == []
+
+
+@pytest.mark.parametrize(
+    "count",
+    [
+        inventory.REMEMBERED_ADJUSTMENTS - 1,
+        inventory.REMEMBERED_ADJUSTMENTS,
+        inventory.REMEMBERED_ADJUSTMENTS + 1,
+        2 * inventory.REMEMBERED_ADJUSTMENTS + 7,
+    ],
+)
+def test_recent_adjustments_keep_only_the_latest(decide, count):
+    # Given `count` distinct adjustments, some applied and some refused
+    ids = [uuid.UUID(int=1000 + n) for n in range(count)]
+    state = level(on_hand=0)
+
+    # When they are applied one after another
+    for n, adjustment in enumerate(ids):
+        state = decide(state, adjust_cmd(1 if n % 3 else -1_000, adjustment)).state
+
+    # Then only the latest REMEMBERED_ADJUSTMENTS are remembered, oldest first
+    assert list(state.recent_adjustments) == [str(i) for i in ids[-inventory.REMEMBERED_ADJUSTMENTS:]]
+
+
+# --- dispatch --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ProductUpserted(sku=SKU, name="Mug", price=Money(amount=1, currency="USD")),
+        PlaceOrder(order_id=ORDER, customer="c", lines=(OrderLine(sku=SKU, quantity=1),), request_hash="h"),
+        CancelOrder(order_id=ORDER, requested_by="c"),
+        StockReserved(order_id=ORDER, sku=SKU, quantity=1, unit_price=Money(amount=1, currency="USD")),
+    ],
+    ids=lambda payload: type(payload).__name__,
+)
+@pytest.mark.parametrize("state", [None, level(on_hand=5)], ids=["no-state", "stock"])
+def test_events_inventory_does_not_handle_raise_unhandled_event(decide, state, payload):
+    # Given any stock
+    # When an event of another context reaches the inventory decision
+    # Then it is refused as unhandled (the agent dead-letters it)
+    with pytest.raises(UnhandledEvent, match=type(payload).__name__):
+        decide(state, payload)
+
+
+@pytest.mark.parametrize(
+    ("command", "expected_on_hand"), [(reserve_cmd(1), 0), (adjust_cmd(3), 3)], ids=["reserve", "adjust"]
+)
+def test_first_command_for_a_sku_starts_from_empty_stock_of_that_tenant(decide, command, expected_on_hand):
+    # Given a SKU without stored stock
+    # When its first command arrives
+    decision = decide(None, command)
+
+    # Then the stock belongs to the event's tenant and SKU and starts at zero
+    assert (decision.state.tenant, decision.state.sku) == (TENANT, SKU)
+    assert decision.state.on_hand == expected_on_hand
+    assert decision.state.holds == {}
+
+
+# --- property: stock is never over-promised ------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_commands_never_make_available_negative(decide, seed):
+    # Given a fixed-seed random stream of reserves, releases and adjustments over a few orders,
+    # with adjustment ids reused and the SKU occasionally missing from the catalog
+    rng = random.Random(seed)
+    orders = [uuid.UUID(int=n) for n in range(1, 9)]
+    adjustments = [uuid.UUID(int=500 + n) for n in range(150)]
+    state: StockLevel | None = None
+    expected_on_hand, expected_holds = 0, {}
+    seen = set()
+
+    for step in range(600):
+        roll = rng.random()
+        if roll < 0.45:
+            command = reserve_cmd(rng.randint(-1, 6), rng.choice(orders))
+        elif roll < 0.7:
+            command = release_cmd(rng.choice(orders))
+        else:
+            command = adjust_cmd(rng.randint(-10, 10), rng.choice(adjustments))
+
+        # When each command is decided on the state left by the previous one
+        before = None if state is None else state.model_dump()
+        decision = decide(state, command, known=rng.random() > 0.05)
+
+        # Then the input state is never mutated ...
+        assert (None if state is None else state.model_dump()) == before
+        state = decision.state
+        # ... the state moves exactly as its events say ...
+        for event in decision.events:
+            seen.add(type(event).__name__)
+            if isinstance(event, StockReserved):
+                expected_holds[str(event.order_id)] = event.quantity
+            elif isinstance(event, StockReleased):
+                assert expected_holds.pop(str(event.order_id)) == event.quantity
+            elif isinstance(event, StockAdjusted):
+                expected_on_hand += event.delta
+        if state is None:  # only a release can meet a SKU never seen, and it creates nothing
+            assert (expected_on_hand, expected_holds) == (0, {}), f"step {step}: {command!r}"
+            continue
+        assert (state.on_hand, state.holds) == (expected_on_hand, expected_holds), f"step {step}: {command!r}"
+        # ... and no unit is ever promised twice
+        assert state.available >= 0, f"step {step}: {command!r} left {state!r}"
+        assert state.on_hand >= 0
+        assert all(quantity >= 1 for quantity in state.holds.values())
+
+    # The stream exercised every outcome, so the invariant was really put to the test
+    assert seen == {
+        "StockReserved",
+        "StockReservationRejected",
+        "StockReleased",
+        "StockAdjusted",
+        "StockAdjustmentRejected",
+    }

@@ -17,17 +17,40 @@ the missing value becomes -1 and the recovery check then crashes the worker with
 is higher than the highwater" (faust-streaming#158, robinhood/faust#658) whenever a worker that
 already holds state gets partitions again. `end_offsets` asks the broker instead, and with the
 consumer's read_committed isolation the broker answers with the last stable offset.
+
+A third concerns the end of recovery. The consumer's flow is active while changelogs are read,
+and Faust resumes the stream partitions, seeks them to their committed offsets and only then
+resumes flow control, which clears every stream buffer. Messages fetched in that window are
+dropped with their read offsets already advanced, so the partition is never fetched again from
+there and its agent silently stops (seen as orders that stay unprocessed after a restart with a
+backlog). Stopping the consumer's flow before that sequence makes the seek the last word: nothing
+is delivered until flow resumes, and then delivery starts at the committed offsets. A partition
+with no committed offset yet is sought to its beginning, where the reset policy would start it,
+instead of being left wherever the dropped fetch moved it.
+
+Faust has more paths that can drop a fetched batch after advancing its read offset; the stall
+guard is the net under all of them. A partition whose committed offset stays below its last
+stable offset for two checks in a row is sought back to its committed offset once. Reprocessing
+is safe because every decision of the project is idempotent on ids (holds by order id,
+adjustments by id, order transitions guarded by status).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+import faust
+import faust.tables
 from faust.streams import current_event
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
+
+log = logging.getLogger(__name__)
 
 
 class SourcePartitionTransactionManager(TransactionManager):
@@ -63,6 +86,67 @@ class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 class Consumer(aiokafka_driver.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        never_committed = [
+            tp
+            for tp in self.assignment()
+            if not self._is_changelog_tp(tp) and self._read_offset.get(tp) is None
+        ]
+        if never_committed:
+            await self._thread.seek_to_beginning(*(aiokafka_driver.ensure_aiokafka_TP(tp) for tp in never_committed))
+
+
+class StreamsRecovery(Recovery):
+    # Long enough for the consumer's drain loop to see the stop and leave its batch (it records
+    # the read offset of the message it abandons, which the seek below must then overwrite).
+    settle_seconds = 0.05
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        self.app.consumer.stop_flow()
+        await asyncio.sleep(self.settle_seconds)
+        await super()._resume_streams(generation_id)
+
+
+class TableManager(faust.tables.TableManager):
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = StreamsRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+
+
+def install_stall_guard(app: faust.App, interval: float) -> None:
+    last_seen: dict[TP, tuple[int, int]] = {}
+    nudged: set[tuple[TP, int, int]] = set()
+
+    @app.timer(interval)
+    async def resume_stalled_partitions() -> None:
+        consumer = app.consumer
+        if app.rebalancing or not consumer.flow_active:
+            last_seen.clear()
+            return
+        fetcher_consumer = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+        for tp in consumer.assignment():
+            if consumer._is_changelog_tp(tp) or app.assignor.is_standby(tp):
+                continue
+            stable = fetcher_consumer.last_stable_offset(aiokafka_driver.ensure_aiokafka_TP(tp))
+            committed = consumer._committed_offset.get(tp) or 0  # type: ignore[attr-defined]
+            if stable is None or committed >= stable:
+                last_seen.pop(tp, None)
+                continue
+            state = (committed, stable)
+            if last_seen.get(tp) == state and (tp, *state) not in nudged:
+                # A lag of one is usually the commit marker of the last transaction: nothing to
+                # re-read, and the seek costs one empty fetch.
+                log.info(
+                    "%s[%d] made no progress (committed %d, last stable %d): re-reading from the committed offset",
+                    tp.topic, tp.partition, committed, stable,
+                )
+                nudged.add((tp, *state))
+                await consumer.seek(tp, committed)
+            last_seen[tp] = state
 
 
 class Transport(aiokafka_driver.Transport):

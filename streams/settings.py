@@ -68,6 +68,8 @@ class Settings:
     read_miss_wait_seconds: float = field(default_factory=lambda: _env_float("FC_READ_MISS_WAIT", 3.0))
     # Exactly-once commits one transaction per interval; every hop of a request waits for one.
     commit_interval_seconds: float = field(default_factory=lambda: _env_float("FC_COMMIT_INTERVAL", 0.1))
+    # How often a worker checks its partitions for a stalled stream (see streams/eos.py).
+    stall_check_interval_seconds: float = field(default_factory=lambda: _env_float("FC_STALL_CHECK_INTERVAL", 5.0))
     hold_ttl_seconds: float = field(default_factory=lambda: _env_float("FC_HOLD_TTL_SECONDS", 900.0))
     expiry_scan_interval_seconds: float = field(
         default_factory=lambda: _env_float("FC_EXPIRY_SCAN_INTERVAL", 1.0)

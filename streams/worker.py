@@ -19,6 +19,7 @@ from streams.processing import StateTable, TopicBinder, Watchers
 from streams.settings import Settings
 
 MAX_LONG_POLL_SECONDS = 30.0
+RECHECK_SECONDS = 0.5
 
 
 class StreamsApp(faust.App):
@@ -46,6 +47,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
         broker_commit_interval=settings.commit_interval_seconds,
         producer_linger=0.005,
+        TableManager=eos.TableManager,
         # Keys and values are bytes everywhere: keys hash identically in every producer and in
         # `table_route`, values are envelopes and states that pydantic (de)serializes.
         key_serializer="raw",
@@ -60,6 +62,7 @@ class Worker:
         self.binder = TopicBinder(self.app, settings.topic_namespace)
         self.watchers = Watchers()
         self._serve_readiness()
+        eos.install_stall_guard(self.app, settings.stall_check_interval_seconds)
 
     def table(self, name: str) -> faust.Table:
         return self.app.Table(
@@ -87,6 +90,9 @@ class Worker:
             known = request.query.get("known")
             started = time.monotonic()
             while True:
+                if not self.serving():
+                    # A table being restored would answer "missing" for keys it holds.
+                    return web.json({"error": "recovering: retry shortly"}, status=503)
                 state = table.get(key)
                 elapsed = time.monotonic() - started
                 if state is None:
@@ -97,19 +103,24 @@ class Worker:
                     remaining = wait - elapsed
                 else:
                     return web.json(to_json(state))
-                await watchers.wait(table.name, key, remaining)
+                # Woken by the agent's write; the cap also catches changes that arrive by other
+                # paths (a restore from the changelog) and a rebalance starting meanwhile.
+                await watchers.wait(table.name, key, min(remaining, RECHECK_SECONDS))
 
         read_state.__name__ = f"read_{table.name.replace('-', '_')}"
         routed = self.app.table_route(table=table.table, query_param="key")(read_state)
         self.app.page(f"/state/{table.name}")(routed)
+
+    def serving(self) -> bool:
+        """Tables restored and no rebalance under way: reads answer from complete state."""
+        return self.app.tables.recovery.completed.is_set() and not self.app.rebalancing
 
     def _serve_readiness(self) -> None:
         app = self.app
 
         @app.page("/fc/ready")
         async def ready(web: Any, request: Any) -> Any:
-            recovered = app.tables.recovery.completed.is_set()
-            assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()) if recovered else []
-            body = {"ready": recovered and not app.rebalancing, "assigned": assigned}
-            return web.json(body, status=200 if body["ready"] else 503)
+            serving = self.serving()
+            assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()) if serving else []
+            return web.json({"ready": serving, "assigned": assigned}, status=200 if serving else 503)
 

@@ -4,6 +4,7 @@ topic namespaces and data directories, so that several stacks share one broker w
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,15 @@ class Stack:
     def stop(self) -> None:
         for process in [*self.workers.values(), *([self.gateway] if self.gateway else [])]:
             process.stop()
+
+
+async def eventually_async(check: Callable[[], Awaitable[Any]], timeout: float, what: str, pause: float = 0.2) -> Any:
+    """The async twin of `eventually`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(pause)
+    raise AssertionError(f"{what} did not happen within {timeout:.0f}s (last: {last!r})")

@@ -1,0 +1,39 @@
+"""Order helpers shared by the order tests: place, wait for a terminal status, read stock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api, token
+
+TERMINAL = {"reserved", "rejected", "cancelled", "expired"}
+VENDOR = token("vendor")
+
+
+async def place(api: Api, customer: str, lines: dict[str, int], key: str | None = None) -> str:
+    headers = {"Idempotency-Key": key} if key else None
+    reply = await api.post(
+        "/v1/orders", token("customer", sub=customer), {"lines": [{"sku": s, "quantity": q} for s, q in lines.items()]},
+        headers=headers,
+    )
+    assert reply.status == 202, reply.body
+    return str(reply.body["order_id"])
+
+
+async def settled(api: Api, order_id: str, customer: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Long-poll the order until it leaves `pending` (the storefront's way, no polling loop)."""
+    who = token("customer", sub=customer)
+    # An accepted order may still be in the topic behind a restarting worker: wait for it to appear.
+    reply = await api.get(f"/v1/orders/{order_id}?wait=20", who)
+    waited = 0.0
+    while reply.status == 200 and reply.body["status"] == "pending" and waited < timeout:
+        reply = await api.get(f"/v1/orders/{order_id}?wait=10&known=pending", who)
+        waited += 10
+    assert reply.status == 200, reply.body
+    return dict(reply.body)
+
+
+async def stock(api: Api, sku: str) -> dict[str, Any]:
+    reply = await api.get(f"/v1/inventory/{sku}", VENDOR)
+    assert reply.status == 200, reply.body
+    return dict(reply.body)

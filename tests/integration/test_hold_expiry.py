@@ -1,0 +1,57 @@
+"""Holds expire by timers whose deadlines live in a changelogged table: stock comes back on time,
+also when the worker restarted between the reservation and the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import Api, token
+from tests.harness import Stack, eventually_async
+from tests.integration.conftest import seed_catalog_and_stock
+from tests.integration.orders_api import place, settled, stock
+
+HOLD_TTL_SECONDS = 8
+STACK_ENV = {"FC_HOLD_TTL_SECONDS": str(HOLD_TTL_SECONDS)}
+
+
+@pytest.fixture
+async def api(stack: Stack, http) -> Api:  # type: ignore[no-untyped-def]
+    assert stack.gateway is not None
+    api = Api(stack.gateway.url, http)
+    if not getattr(stack, "seeded", False):
+        await seed_catalog_and_stock(stack, api)
+        stack.seeded = True  # type: ignore[attr-defined]
+    return api
+
+
+async def expired_and_released(api: Api, order_id: str, customer: str, sku: str, reserved_before: int) -> None:
+    reply = await api.get(f"/v1/orders/{order_id}?wait=30&known=reserved", token("customer", sub=customer))
+    assert reply.body["status"] == "expired" and reply.body["reason"].startswith("hold_expired")
+    assert [h["status"] for h in reply.body["history"]] == ["pending", "reserved", "expired"]
+
+    async def released() -> bool:
+        return (await stock(api, sku))["reserved"] == reserved_before
+
+    await eventually_async(released, 30, f"{sku}'s held units coming back")
+
+
+async def test_an_unpaid_hold_expires_and_gives_the_stock_back(api: Api) -> None:
+    before = (await stock(api, "MUG-1"))["reserved"]
+    order_id = await place(api, "slow-payer", {"MUG-1": 4})
+    assert (await settled(api, order_id, "slow-payer"))["status"] == "reserved"
+    assert (await stock(api, "MUG-1"))["reserved"] == before + 4
+    await expired_and_released(api, order_id, "slow-payer", "MUG-1", before)
+
+
+async def test_a_hold_expires_after_the_worker_restarted_in_between(api: Api, stack: Stack) -> None:
+    before = (await stock(api, "CUP-1"))["reserved"]
+    order_id = await place(api, "restart-payer", {"CUP-1": 2})
+    assert (await settled(api, order_id, "restart-payer"))["status"] == "reserved"
+    # When the worker dies right after the reservation and comes back
+    stack.workers[0].kill()
+    await asyncio.to_thread(stack.start_worker, 0)
+    await asyncio.to_thread(stack.wait_ready)
+    # Then the restored deadline still expires the hold
+    await expired_and_released(api, order_id, "restart-payer", "CUP-1", before)

@@ -28,6 +28,13 @@ is delivered until flow resumes, and then delivery starts at the committed offse
 with no committed offset yet is sought to its beginning, where the reset policy would start it,
 instead of being left wherever the dropped fetch moved it.
 
+Restoring a changelog ends early when a timeout left over from the idle time before a recovery
+fires as the recovery starts: Faust then takes "fetched up to the highwater but nothing applied"
+for aborted transactions, marks the partition as read and skips the records still on their way
+(an order reserved just before a crash was missing after the restart). The changelog wait below
+does not time out in the first two periods of a recovery, so that shortcut is only taken for a
+partition that really stays silent.
+
 Faust has more paths that can drop a fetched batch after advancing its read offset; the stall
 guard is the net under all of them. A partition whose committed offset stays below its last
 stable offset for two checks in a row is sought back to its committed offset once. Reprocessing
@@ -39,12 +46,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
+from time import monotonic
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import faust
 import faust.tables
 from faust.streams import current_event
+import faust.tables.recovery as faust_recovery_module
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -98,7 +108,37 @@ class Consumer(aiokafka_driver.Consumer):
             await self._thread.seek_to_beginning(*(aiokafka_driver.ensure_aiokafka_TP(tp) for tp in never_committed))
 
 
+class _RecoveryAsyncio(types.ModuleType):
+    """`asyncio` as `faust.tables.recovery` sees it, with the changelog wait described above."""
+
+    recovery: StreamsRecovery | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def wait_for(self, awaitable: Any, timeout: float) -> Any:
+        future = asyncio.ensure_future(awaitable)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=timeout)
+            if done:
+                return future.result()
+            recovery = self.recovery
+            started = getattr(recovery, "_recovery_started_at", None)
+            if recovery is not None and recovery.in_recovery and started and monotonic() - started < 2 * timeout:
+                continue
+            future.cancel()
+            raise TimeoutError
+
+
+_recovery_asyncio = _RecoveryAsyncio("asyncio")
+faust_recovery_module.asyncio = _recovery_asyncio  # type: ignore[attr-defined]
+
+
 class StreamsRecovery(Recovery):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _recovery_asyncio.recovery = self
+
     # Long enough for the consumer's drain loop to see the stop and leave its batch (it records
     # the read offset of the message it abandons, which the seek below must then overwrite).
     settle_seconds = 0.05

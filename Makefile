@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install kafka broker token unit clean
+.PHONY: run test install kafka broker token unit bench-orders clean
 
 $(STAMP): pyproject.toml
 	@echo "[install] creating $(VENV) and installing the project with its test dependencies ..."
@@ -38,6 +38,10 @@ unit: install
 
 broker: kafka
 	@exec $(PY) -m devtools.kafka run
+
+# Orders settled per second end to end and latency at half that rate (real broker, one worker).
+bench-orders: kafka
+	@$(PY) -m bench.orders_e2e $(BENCH_ARGS)
 
 # make token ROLE=vendor TENANT=acme SUB=alice
 token: install

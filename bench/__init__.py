@@ -1,0 +1,1 @@
+"""Benchmarks: run the real system and print medians (see each script's docstring)."""

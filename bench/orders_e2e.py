@@ -1,0 +1,167 @@
+"""Orders settled end to end through the gateway: throughput (POST -> reserved) and latency at half
+that rate, on the real broker with exactly-once workers.
+
+    .venv/bin/python -m bench.orders_e2e [--orders 600] [--runs 3] [--concurrency 32]
+
+Starts its own broker (or uses KAFKA_BOOTSTRAP_SERVERS), one worker and the gateway; prints
+medians over the runs and writes the raw figures to bench/results/orders_e2e.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from devtools.kafka import KafkaBroker
+from devtools.stack import JWT_SECRET, RUNS_DIR, Stack, free_port
+from gateway.tokens import mint
+from streams.settings import load
+
+SKUS = [f"BENCH-{n}" for n in range(16)]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+class Client:
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+        self.vendor = mint(JWT_SECRET, "bench-vendor", "vendor", "bench")
+
+    def customer(self, n: int) -> str:
+        return mint(JWT_SECRET, f"bench-customer-{n}", "customer", "bench")
+
+    async def post(self, path: str, token: str, body: Any) -> Any:
+        async with self.session.post(self.base + path, json=body, headers={"Authorization": f"Bearer {token}"}) as r:
+            payload = await r.json()
+            if r.status >= 300:
+                raise RuntimeError(f"POST {path} -> {r.status} {payload}")
+            return payload
+
+    async def get(self, path: str, token: str) -> Any:
+        async with self.session.get(self.base + path, headers={"Authorization": f"Bearer {token}"}) as r:
+            return await r.json()
+
+    async def seed(self) -> None:
+        for sku in SKUS:
+            await self.post("/v1/products", self.vendor, {"sku": sku, "name": sku, "price": {"amount": 100, "currency": "EUR"}})
+        for sku in SKUS:
+            await self.get(f"/v1/products/{sku}", self.vendor)
+            await self.post(f"/v1/inventory/{sku}/adjustments", self.vendor, {"delta": 1_000_000, "reason": "bench"})
+
+    async def order_until_reserved(self, n: int) -> float:
+        """POST one order and long-poll it to `reserved`; returns seconds from POST to reserved."""
+        token = self.customer(n)
+        started = time.perf_counter()
+        placed = await self.post("/v1/orders", token, {"lines": [{"sku": SKUS[n % len(SKUS)], "quantity": 1}]})
+        status = "pending"
+        while status == "pending":
+            order = await self.get(f"/v1/orders/{placed['order_id']}?wait=30&known=pending", token)
+            status = order.get("status", "pending")
+        if status != "reserved":
+            raise RuntimeError(f"order {placed['order_id']} ended {status}")
+        return time.perf_counter() - started
+
+
+async def throughput(client: Client, orders: int, concurrency: int, offset: int) -> float:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(n: int) -> None:
+        async with gate:
+            await client.order_until_reserved(offset + n)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(orders)))
+    return orders / (time.perf_counter() - started)
+
+
+async def latency_at(client: Client, rate: float, seconds: float, offset: int) -> list[float]:
+    tasks = []
+    started = time.perf_counter()
+    n = 0
+    while time.perf_counter() - started < seconds:
+        tasks.append(asyncio.create_task(client.order_until_reserved(offset + n)))
+        n += 1
+        await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+    return list(await asyncio.gather(*tasks))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    assert stack.gateway is not None
+    timeout = aiohttp.ClientTimeout(total=120)
+    connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        client = Client(session, stack.gateway.url)
+        progress("seeding 16 SKUs with stock")
+        await client.seed()
+        progress("warm-up: 100 orders")
+        await throughput(client, 100, args.concurrency, offset=10_000_000)
+        rates, p50s, p99s = [], [], []
+        for run_no in range(args.runs):
+            rate = await throughput(client, args.orders, args.concurrency, offset=run_no * 1_000_000)
+            rates.append(rate)
+            progress(f"run {run_no + 1}/{args.runs}: {rate:.0f} orders/s settled (POST -> reserved)")
+            latencies = await latency_at(client, rate / 2, args.latency_seconds, offset=run_no * 1_000_000 + 500_000)
+            p50s.append(percentile(latencies, 0.50) * 1000)
+            p99s.append(percentile(latencies, 0.99) * 1000)
+            progress(f"run {run_no + 1}/{args.runs}: at {rate / 2:.0f}/s offered, p50 {p50s[-1]:.0f} ms, p99 {p99s[-1]:.0f} ms "
+                     f"({len(latencies)} orders)")
+    return {"orders_per_second": rates, "p50_ms": p50s, "p99_ms": p99s,
+            "orders": args.orders, "concurrency": args.concurrency, "runs": args.runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=600)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    settings = load()
+    broker = None
+    bootstrap = settings.external_bootstrap
+    if not bootstrap:
+        data_dir = RUNS_DIR / f"bench-kafka-{uuid.uuid4().hex[:8]}"
+        broker = KafkaBroker(free_port(), free_port(), data_dir, settings.kafka_cache_dir)
+        broker.start(log_file=data_dir.with_suffix(".log"))
+        bootstrap = broker.bootstrap
+    stack = Stack(bootstrap=bootstrap, name="bench", extra_env={"FC_HOLD_TTL_SECONDS": "3600"})
+    try:
+        progress("starting a worker and the gateway")
+        stack.start_worker(0)
+        stack.start_gateway()
+        result = asyncio.run(run(args, stack))
+    finally:
+        stack.stop()
+        if broker is not None:
+            broker.stop()
+            shutil.rmtree(broker.data_dir, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "orders_e2e.json").write_text(json.dumps(result, indent=2))
+    print()
+    print("| figure (median of %d runs) | value |" % args.runs)
+    print("|---|---|")
+    print(f"| orders settled per second, POST -> reserved | {statistics.median(result['orders_per_second']):.0f} |")
+    print(f"| p50 POST -> reserved at half that rate | {statistics.median(result['p50_ms']):.0f} ms |")
+    print(f"| p99 POST -> reserved at half that rate | {statistics.median(result['p99_ms']):.0f} ms |")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,14 +47,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
-from time import monotonic
 from collections.abc import Awaitable, Mapping
+from time import monotonic
 from typing import Any
 
 import faust
 import faust.tables
-from faust.streams import current_event
 import faust.tables.recovery as faust_recovery_module
+from faust.streams import current_event
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as aiokafka_driver

@@ -9,7 +9,9 @@ committed apart from the input offset that caused it. Kafka Streams binds every 
 to the task's own producer; this transaction manager does the same: while an event is being
 processed, every send (outputs and changelog writes) goes through the transactional producer of
 that event's source partition, so outputs, table changes and the input offset commit together.
-Sends outside event processing (timers) are plain idempotent sends.
+Table writes leave Faust's send buffer after the event, so they are routed by their changelog
+partition (which is the source partition) and the buffer is drained before every commit. Other
+sends outside event processing (timers) are plain idempotent sends.
 
 A second fix concerns recovery. In exactly-once mode Faust reads a changelog's end (its last
 stable offset) from the consumer's cached fetch state, which is empty right after a rebalance;
@@ -63,6 +65,14 @@ from faust.types import TP
 log = logging.getLogger(__name__)
 
 
+# Held while one event is processed and while a transaction commits. Faust commits on a timer
+# that runs beside the agents, so without it a commit could fall between two outputs of one event:
+# the first committed, the second lost with the next transaction, and the event, reprocessed after
+# a crash, finds its state already written and emits nothing. Kafka Streams commits between
+# records for the same reason.
+event_boundary = asyncio.Lock()
+
+
 class SourcePartitionTransactionManager(TransactionManager):
     def _transactional_id_for(self, tp: TP) -> str:
         group = self.app.assignor.group_for_topic(tp.topic)
@@ -82,9 +92,20 @@ class SourcePartitionTransactionManager(TransactionManager):
         event = current_event()
         if event is not None:
             transactional_id = self._transactional_id_for(event.message.tp)
+        elif partition is not None and topic in self.app.tables.changelog_topics:
+            # Table writes reach the producer later, from Faust's send buffer, outside the
+            # event; a changelog partition is its source partition, so its producer is known.
+            transactional_id = self._transactional_id_for(TP(topic, partition))
         return await self.producer.send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
+
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        async with event_boundary:
+            # Faust commits without draining its send buffer, so a table write of an event whose
+            # offset is in this commit could land in the next transaction and be lost with it.
+            await self.app.producer.buffer.flush()
+            return await super().commit(offsets, start_new_transaction=start_new_transaction)
 
 
 class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
@@ -96,6 +117,30 @@ class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 class Consumer(aiokafka_driver.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._delivered: dict[TP, set[int]] = {}
+
+    async def getmany(self, timeout: float) -> Any:
+        async for tp, message in super().getmany(timeout):
+            self._delivered.setdefault(tp, set()).add(message.offset)
+            yield tp, message
+
+    def _new_offset(self, tp: TP) -> int | None:
+        # Faust commits the first run of acked offsets, tolerating missing offsets below it (meant
+        # for transaction markers, which are never delivered). When a missing offset is a record
+        # it delivered and never got acked (a delivery dropped during a rebalance or recovery),
+        # committing past it loses the record: hold the commit and let the stall guard re-read.
+        acked = self._acked.get(tp)
+        delivered = self._delivered.get(tp)
+        if acked and delivered:
+            committed = self._committed_offset.get(tp) or 0
+            delivered.difference_update([o for o in delivered if o < committed])
+            first_acked = min(acked)
+            if any(o < first_acked for o in delivered):
+                return None
+        return super()._new_offset(tp)  # type: ignore[no-any-return]
 
     async def perform_seek(self) -> None:
         await super().perform_seek()

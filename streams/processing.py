@@ -22,6 +22,7 @@ import faust
 from pydantic import BaseModel, ValidationError
 
 from streams import topics
+from streams.eos import event_boundary
 from streams.models import DeadLetter, Envelope, utc_now
 from streams.tables.decision import Decision, UnhandledEvent
 
@@ -166,6 +167,10 @@ class Processor(Generic[StateModel]):
         self._spec_by_topic = {topics.full_name(binder.namespace, spec.name): spec for spec in sources}
 
     async def handle(self, event: faust.EventT) -> None:
+        async with event_boundary:
+            await self._handle(event)
+
+    async def _handle(self, event: faust.EventT) -> None:
         spec = self._spec_by_topic[event.message.topic]
         key: bytes | None = event.key
         try:

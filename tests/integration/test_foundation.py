@@ -169,3 +169,18 @@ async def test_a_second_worker_takes_over_and_serves_after_the_first_stops(api: 
     for sku in skus:
         read = await api.get(f"/v1/products/{sku}", CUSTOMER)
         assert read.status == 200 and read.body["sku"] == sku
+
+
+def test_a_topic_with_another_partition_count_is_refused_with_advice(stack: Stack) -> None:
+    from connectors.kafka import TopicMismatch, ensure_topics
+    from streams.settings import Settings
+
+    # Given a namespace whose catalog topic was created with 3 partitions
+    namespace = f"mismatch-{uuid.uuid4().hex[:6]}."
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+    admin.create_topics([NewTopic(f"{namespace}catalog.products", 3, 1)])[f"{namespace}catalog.products"].result()
+    # When the project ensures its topics with 8 partitions
+    settings = Settings(external_bootstrap=stack.bootstrap, topic_namespace=namespace, topic_partitions=8)
+    # Then it refuses, naming the topic and what to do
+    with pytest.raises(TopicMismatch, match=r"has 3 partitions but the project expects 8.*FC_TOPIC_PARTITIONS"):
+        ensure_topics(settings)

@@ -79,6 +79,15 @@ def ensure_topics(settings: Settings) -> None:
                 raise
 
 
+def prepare_cluster(settings: Settings) -> None:
+    """What every process does first: wait for Kafka, then make sure the registry's topics exist."""
+    wait_for_broker(settings.bootstrap_servers)
+    try:
+        ensure_topics(settings)
+    except TopicMismatch as exc:
+        raise SystemExit(str(exc)) from None
+
+
 class EventWriter:
     """Writes envelopes to the topic the registry names, keyed and partitioned as Faust does."""
 

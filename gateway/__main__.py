@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from connectors.kafka import TopicMismatch, ensure_topics, wait_for_broker
+from connectors.kafka import prepare_cluster
 from gateway.app import create_app
 from streams.settings import load
 
@@ -14,11 +14,7 @@ from streams.settings import load
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load()
-    wait_for_broker(settings.bootstrap_servers)
-    try:
-        ensure_topics(settings)
-    except TopicMismatch as exc:
-        raise SystemExit(str(exc)) from None
+    prepare_cluster(settings)
     logging.getLogger("gateway").info(
         "gateway on http://%s:%d, reading from workers %s", settings.gateway_host, settings.gateway_port,
         ", ".join(settings.worker_urls),

@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from connectors.kafka import TopicMismatch, ensure_topics, wait_for_broker
+from connectors.kafka import prepare_cluster
 from streams.settings import load
 
 log = logging.getLogger("streams")
@@ -40,11 +40,7 @@ def discard_state_after_unclean_stop(data_dir: Path) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load()
-    wait_for_broker(settings.bootstrap_servers)
-    try:
-        ensure_topics(settings)
-    except TopicMismatch as exc:
-        raise SystemExit(str(exc)) from None
+    prepare_cluster(settings)
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
     discard_state_after_unclean_stop(settings.worker_data_dir)
     from streams.app import app  # imported after the topics exist: agents subscribe at start

@@ -55,3 +55,14 @@ def stack(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Stac
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture
+async def seeded_api(stack: Stack, http) -> Api:  # type: ignore[no-untyped-def]
+    """The module's gateway, with the catalog and opening stock fixtures fed once per stack."""
+    assert stack.gateway is not None
+    api = Api(stack.gateway.url, http)
+    if not getattr(stack, "seeded", False):
+        await seed_catalog_and_stock(stack, api)
+        stack.seeded = True  # type: ignore[attr-defined]
+    return api

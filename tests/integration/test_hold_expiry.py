@@ -9,7 +9,6 @@ import pytest
 
 from tests.conftest import Api, token
 from tests.harness import Stack, eventually_async
-from tests.integration.conftest import seed_catalog_and_stock
 from tests.integration.orders_api import place, settled, stock
 
 HOLD_TTL_SECONDS = 8
@@ -17,13 +16,8 @@ STACK_ENV = {"FC_HOLD_TTL_SECONDS": str(HOLD_TTL_SECONDS)}
 
 
 @pytest.fixture
-async def api(stack: Stack, http) -> Api:  # type: ignore[no-untyped-def]
-    assert stack.gateway is not None
-    api = Api(stack.gateway.url, http)
-    if not getattr(stack, "seeded", False):
-        await seed_catalog_and_stock(stack, api)
-        stack.seeded = True  # type: ignore[attr-defined]
-    return api
+def api(seeded_api: Api) -> Api:
+    return seeded_api
 
 
 async def expired_and_released(api: Api, order_id: str, customer: str, sku: str, reserved_before: int) -> None:

@@ -8,19 +8,13 @@ import asyncio
 import pytest
 
 from tests.conftest import Api, token
-from tests.harness import Stack, eventually_async
-from tests.integration.conftest import seed_catalog_and_stock
+from tests.harness import eventually_async
 from tests.integration.orders_api import VENDOR, place, settled, stock
 
 
 @pytest.fixture
-async def api(stack: Stack, http) -> Api:  # type: ignore[no-untyped-def]
-    assert stack.gateway is not None
-    api = Api(stack.gateway.url, http)
-    if not getattr(stack, "seeded", False):
-        await seed_catalog_and_stock(stack, api)
-        stack.seeded = True  # type: ignore[attr-defined]
-    return api
+def api(seeded_api: Api) -> Api:
+    return seeded_api
 
 
 async def test_a_burst_of_orders_sells_the_last_units_exactly_once(api: Api) -> None:

@@ -38,6 +38,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=1,
         datadir=str(settings.worker_data_dir),
         web_host=settings.worker_host,
+        web_bind=settings.worker_host,
         web_port=settings.worker_port,
         canonical_url=f"http://{settings.worker_host}:{settings.worker_port}",
         # A SIGKILLed worker's partitions move after this long, not after Faust's default minute.

@@ -12,7 +12,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from connectors.kafka import EventWriter, ensure_topics, wait_for_broker
+from connectors.kafka import EventWriter, prepare_cluster
 from streams.models import Envelope
 from streams.settings import Settings, load
 
@@ -50,8 +50,7 @@ def main() -> None:
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args()
     settings = load()
-    wait_for_broker(settings.bootstrap_servers)
-    ensure_topics(settings)
+    prepare_cluster(settings)
     total = asyncio.run(replay(settings, args.files))
     print(f"[replay] {total} events in all", file=sys.stderr)
 

@@ -115,16 +115,19 @@ class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
 
 class Consumer(aiokafka_driver.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Offsets of stream records handed to the agents and not yet committed (see _new_offset).
+        # Changelog records are left out: they are never acked or committed, so they would pile up.
+        self._delivered: dict[TP, set[int]] = {}
+
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._delivered: dict[TP, set[int]] = {}
-
     async def getmany(self, timeout: float) -> Any:
         async for tp, message in super().getmany(timeout):
-            self._delivered.setdefault(tp, set()).add(message.offset)
+            if not self._is_changelog_tp(tp):
+                self._delivered.setdefault(tp, set()).add(message.offset)
             yield tp, message
 
     def _new_offset(self, tp: TP) -> int | None:

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
+
+from streams import topics
 from streams.settings import PROJECT_ROOT
 
 RUNS_DIR = PROJECT_ROOT / ".data" / "test-runs"
@@ -183,6 +186,61 @@ class Stack:
 
     def topic(self, name: str) -> str:
         return f"{self.namespace}{name}"
+
+    def wait_drained(self, timeout: float = 90.0) -> None:
+        """Until the agents have processed and committed every event on every topic they consume.
+
+        A status read through the gateway can be ahead of what it caused: a rejected order's
+        releases may still be on their way to the SKUs. The pipeline is drained when no committed
+        record lies at or after the group's committed offset of any consumed partition, twice in a
+        row with the same offsets (a record processed during the first pass may have caused one
+        on a partition that pass had already looked at).
+        """
+        last: list[dict[tuple[str, int], int]] = []
+
+        def drained() -> bool:
+            offsets, pending = self._pending_records()
+            settled = pending == 0 and bool(last) and last[-1] == offsets
+            last.append(offsets)
+            return settled
+
+        eventually(drained, timeout, f"the agents of {self.name} processing every event", pause=0.5)
+
+    def _pending_records(self) -> tuple[dict[tuple[str, int], int], int]:
+        """The group's committed offsets and how many committed records lie at or after them."""
+        names = [self.topic(spec.name) for spec in topics.ALL if spec.consumed]
+        group = confluent_kafka.Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.app_id})
+        reader = confluent_kafka.Consumer({
+            "bootstrap.servers": self.bootstrap,
+            "group.id": f"drain-check-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        })
+        try:
+            wanted = [confluent_kafka.TopicPartition(name, p) for name in names for p in range(self.partitions)]
+            committed = group.committed(wanted, timeout=10)
+            offsets = {(tp.topic, tp.partition): tp.offset for tp in committed}
+            reader.assign([
+                confluent_kafka.TopicPartition(tp.topic, tp.partition,
+                                               tp.offset if tp.offset >= 0 else confluent_kafka.OFFSET_BEGINNING)
+                for tp in committed
+            ])
+            at_end: set[tuple[str, int]] = set()
+            pending = 0
+            while len(at_end) < len(committed):
+                message = reader.poll(1.0)
+                if message is None:
+                    continue
+                if message.error() is not None:
+                    if message.error().code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                        at_end.add((message.topic(), message.partition()))
+                    continue
+                pending += 1
+            return offsets, pending
+        finally:
+            group.close()
+            reader.close()
 
     def stop(self) -> None:
         for process in [*self.workers.values(), *([self.gateway] if self.gateway else [])]:

@@ -24,6 +24,7 @@ def render(level: StockLevel) -> dict[str, Any]:
         "on_hand": level.on_hand,
         "reserved": level.reserved,
         "available": level.available,
+        "holds": level.holds,
         "recent_adjustments": {key: o.model_dump() for key, o in level.recent_adjustments.items()},
     }
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections import Counter, defaultdict
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
 
 import pytest
 
@@ -56,14 +59,19 @@ async def test_sigkill_mid_burst_loses_and_doubles_nothing(api: Api, stack: Stac
     assert len(orders) == ORDERS
     assert {o["status"] for o in orders} <= {"reserved", "rejected"}
     assert any(o["status"] == "reserved" for o in orders) and any(o["status"] == "rejected" for o in orders)
-    # ... for every SKU the units held equal the quantities of the reserved orders, stock is untouched ...
-    held: Counter[str] = Counter()
+    # (a rejected order's releases may still be on their way to the SKUs: let the agents finish)
+    await asyncio.to_thread(stack.wait_drained)
+    # ... for every SKU exactly the reserved orders hold units, with their quantities; stock is untouched ...
+    expected_holds: dict[str, dict[str, int]] = defaultdict(dict)
     for o in orders:
         if o["status"] == "reserved":
-            held.update({line["sku"]: line["quantity"] for line in o["lines"]})
+            for line in o["lines"]:
+                expected_holds[line["sku"]][o["order_id"]] = line["quantity"]
     for sku in SKUS:
         level = await stock(api, sku)
-        assert (level["on_hand"], level["reserved"]) == (opening[sku], held[sku]), sku
+        holds = await held_by_order(stack, sku)
+        assert holds == expected_holds[sku], (sku, describe_hold_difference(holds, expected_holds[sku], orders))
+        assert (level["on_hand"], level["reserved"]) == (opening[sku], sum(expected_holds[sku].values())), sku
         assert level["available"] >= 0
     # ... and each order's status changes were published once each, never twice
     events = read_topic(stack.bootstrap, stack.topic("orders.events"))
@@ -74,3 +82,19 @@ async def test_sigkill_mid_burst_loses_and_doubles_nothing(api: Api, stack: Stac
     assert len(transitions) == ORDERS
     for o in orders:
         assert transitions[o["order_id"]] == ["pending", o["status"]], o["order_id"]
+
+
+async def held_by_order(stack: Stack, sku: str) -> dict[str, int]:
+    """The SKU's holds (order id -> units) as the inventory table stores them, read from a worker."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{stack.workers[0].url}/state/inventory", params={"key": f"acme/{sku}"}) as reply:
+            assert reply.status == 200, await reply.text()
+            return dict((await reply.json())["holds"])
+
+
+def describe_hold_difference(holds: dict[str, int], expected: dict[str, int], orders: list[dict[str, Any]]) -> str:
+    by_id = {o["order_id"]: o for o in orders}
+    unexpected = {order_id: (units, by_id.get(order_id, {}).get("status")) for order_id, units in holds.items()
+                  if expected.get(order_id) != units}
+    missing = {order_id: units for order_id, units in expected.items() if holds.get(order_id) != units}
+    return f"held but not by a reserved order (units, order status): {unexpected}; reserved but not held: {missing}"

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install kafka broker token unit bench-orders clean
+.PHONY: run test install kafka stripe-mock broker token unit bench-orders clean
 
 $(STAMP): pyproject.toml
 	@echo "[install] creating $(VENV) and installing the project with its test dependencies ..."
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 kafka: install
 	@$(PY) -m devtools.kafka fetch
+
+# stripe-mock built with Go into .cache/stripe-mock (the version is pinned in devtools/stripe_mock.py).
+stripe-mock: install
+	@$(PY) -m devtools.stripe_mock fetch
 
 # Broker, worker and gateway under honcho; with KAFKA_BOOTSTRAP_SERVERS set, no local broker.
 run: kafka

@@ -15,13 +15,13 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from connectors.kafka import wait_for_broker
+from devtools.processes import serve_in_foreground, terminate
 from streams.settings import PROJECT_ROOT, Settings, load
 
 log = logging.getLogger("devtools.kafka")
@@ -119,7 +119,7 @@ class KafkaBroker:
             raise SystemExit("java is not on PATH; install a JDK 17+ and retry.")
         return [java, f"-Xmx{heap}", f"-Dlog4j2.configurationFile={LOG_CONFIG}", "-cp", classpath, *args]
 
-    def start(self, log_file: Path | None = None, timeout: float = 120.0) -> None:
+    def start(self, log_file: Path | None = None, timeout: float = 120.0) -> subprocess.Popen[bytes]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
         config.write_text(server_properties(self.port, self.controller_port, self.data_dir))
@@ -133,22 +133,16 @@ class KafkaBroker:
             )
             print(f"[kafka] formatted KRaft storage in {self.data_dir} (cluster {cluster_id})", flush=True)
         out = open(log_file, "ab") if log_file else None
-        self.process = subprocess.Popen(
+        self.process = process = subprocess.Popen(
             self._java("kafka.Kafka", str(config), heap="768m"), stdout=out, stderr=subprocess.STDOUT if out else None
         )
         started = time.monotonic()
         wait_for_broker(self.bootstrap, timeout=timeout)
         print(f"[kafka] broker ready at {self.bootstrap} in {time.monotonic() - started:.1f}s", flush=True)
+        return process
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, timeout=30)
 
 
 def broker_from(settings: Settings) -> KafkaBroker:
@@ -170,18 +164,7 @@ def main() -> None:
         raise SystemExit(f"KAFKA_BOOTSTRAP_SERVERS={settings.external_bootstrap} is set: using that cluster, "
                          "not starting a broker.")
     broker = broker_from(settings)
-
-    def stop(signum: int, frame: object) -> None:
-        print("[kafka] stopping broker ...", flush=True)
-        broker.stop()
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    broker.start()
-    assert broker.process is not None
-    code = broker.process.wait()
-    raise SystemExit(f"[kafka] broker exited with code {code}; see its output above" if code else 0)
+    serve_in_foreground("kafka", broker.start, broker.stop)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DEVELOPMENT_JWT_SECRET = "fusioncommerce-development-secret-change-me"
+# stripe-mock accepts any test-mode key; webhooks in development are signed by devtools/stripe_trigger.py.
+DEVELOPMENT_STRIPE_API_KEY = "sk_test_123"
+DEVELOPMENT_STRIPE_WEBHOOK_SECRET = "whsec_fusioncommerce_development"
 
 
 def _env(name: str, default: str) -> str:
@@ -38,6 +41,11 @@ def _env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SystemExit(f"{name}={raw!r} is not a number; unset it or give a number") from None
+
+
+def _env_path_or_none(name: str) -> Path | None:
+    raw = os.environ.get(name, "")
+    return Path(raw) if raw else None
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,22 @@ class Settings:
         )
     )
 
+    # Stripe. The API base defaults to the project's own stripe-mock, so that `make run` needs no account.
+    stripe_mock_port: int = field(default_factory=lambda: _env_int("FC_STRIPE_MOCK_PORT", 12111))
+    stripe_mock_cache_dir: Path = PROJECT_ROOT / ".cache" / "stripe-mock"
+    stripe_api_key: str = field(default_factory=lambda: _env("STRIPE_API_KEY", DEVELOPMENT_STRIPE_API_KEY))
+    stripe_api_base: str = field(
+        default_factory=lambda: _env("STRIPE_API_BASE", f"http://127.0.0.1:{_env_int('FC_STRIPE_MOCK_PORT', 12111)}")
+    )
+    stripe_webhook_secret: str = field(
+        default_factory=lambda: _env("STRIPE_WEBHOOK_SECRET", DEVELOPMENT_STRIPE_WEBHOOK_SECRET)
+    )
+    # Attempts per Stripe call when it fails transiently, and the first backoff (doubling, capped).
+    stripe_attempts: int = field(default_factory=lambda: _env_int("FC_STRIPE_ATTEMPTS", 4))
+    stripe_backoff_seconds: float = field(default_factory=lambda: _env_float("FC_STRIPE_BACKOFF", 0.25))
+    # A JSON line per attempted Stripe call, appended by every process (tests count calls with it).
+    stripe_call_log: Path | None = field(default_factory=lambda: _env_path_or_none("FC_STRIPE_CALL_LOG"))
+
     @property
     def bootstrap_servers(self) -> str:
         return self.external_bootstrap or f"{self.broker_host}:{self.broker_port}"
@@ -93,6 +117,10 @@ class Settings:
     @property
     def uses_external_broker(self) -> bool:
         return bool(self.external_bootstrap)
+
+    @property
+    def uses_stripe_mock(self) -> bool:
+        return self.stripe_api_base.rstrip("/") == f"http://127.0.0.1:{self.stripe_mock_port}"
 
 
 def load() -> Settings:

@@ -1,4 +1,4 @@
-"""Session fixtures: one real Kafka broker for the whole run, HTTP and Kafka helpers."""
+"""Session fixtures: one real Kafka broker and one stripe-mock for the whole run, HTTP and Kafka helpers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import confluent_kafka
 import pytest
 
 from devtools.kafka import KafkaBroker
+from devtools.stripe_mock import StripeMock
 from gateway.tokens import mint
 from streams.settings import load
 from tests.harness import JWT_SECRET, RUNS_DIR, Stack, free_port
@@ -34,6 +35,22 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stripe_mock() -> Iterator[str]:
+    """The Stripe API base: `STRIPE_API_BASE` if set, else a throwaway stripe-mock on a free port."""
+    external = os.environ.get("STRIPE_API_BASE")
+    if external:
+        yield external
+        return
+    mock = StripeMock(load().stripe_mock_cache_dir)
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    mock.start(free_port(), log_file=RUNS_DIR / f"stripe-mock-{uuid.uuid4().hex[:8]}.log")
+    try:
+        yield mock.base_url
+    finally:
+        mock.stop()
 
 
 def start_stack(bootstrap: str, name: str, **env: str) -> Stack:

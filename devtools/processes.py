@@ -1,0 +1,47 @@
+"""Child processes of the dev tools: stop one politely, or serve one in the foreground of a Procfile."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM and wait; SIGKILL what is still running after `timeout` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _StopRequested
+
+
+def serve_in_foreground(tag: str, start: Callable[[], subprocess.Popen[bytes]], stop: Callable[[], None]) -> NoReturn:
+    """Start a child and wait for it. SIGTERM or SIGINT (honcho, Ctrl-C) stops it and exits 0; a child
+    that dies by itself exits with its code, so that honcho stops its siblings too."""
+    # The handler only unwinds: stopping inside it would call Popen.wait while the interrupted
+    # wait() below still holds the Popen's waitpid lock, and hang for good.
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    try:
+        code = start().wait()
+    except _StopRequested:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"[{tag}] stopping ...", flush=True)
+        stop()
+        sys.exit(0)
+    raise SystemExit(f"[{tag}] exited with code {code}; see its output above" if code else 0)

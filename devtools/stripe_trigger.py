@@ -1,0 +1,142 @@
+"""Send the gateway a signed Stripe webhook event, as `stripe trigger` would (stripe-mock sends none).
+
+    python -m devtools.stripe_trigger payment_intent.amount_capturable_updated \\
+        --order 0b5e...-uuid --tenant acme --intent pi_123 --amount 2598 --currency eur
+    python -m devtools.stripe_trigger payment_intent.payment_failed ... --failure-message "Your card was declined."
+    python -m devtools.stripe_trigger charge.refunded ... --event-id evt_same   # resend: a duplicate
+    python -m devtools.stripe_trigger payment_intent.succeeded ... --dry-run    # print, send nothing
+
+The event is signed with STRIPE_WEBHOOK_SECRET and POSTed to `<gateway>/v1/payments/webhook`.
+`build_event` makes the same JSON for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import stripe
+
+from connectors.stripe_webhooks import sign
+from streams.settings import load
+
+WEBHOOK_PATH = "/v1/payments/webhook"
+DEFAULT_FAILURE_MESSAGE = "Your card was declined."
+
+# Event type -> the payment intent's fields at that point of its life.
+INTENT_STATES: dict[str, dict[str, Any]] = {
+    "payment_intent.amount_capturable_updated": {"status": "requires_capture"},
+    "payment_intent.succeeded": {"status": "succeeded"},
+    "payment_intent.payment_failed": {"status": "requires_payment_method"},
+    "payment_intent.canceled": {"status": "canceled", "cancellation_reason": "requested_by_customer"},
+}
+EVENT_TYPES = [*INTENT_STATES, "charge.refunded"]
+
+
+def _stripe_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def payment_intent(order_id: uuid.UUID, tenant: str, intent_id: str, amount: int, currency: str,
+                   created: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": intent_id, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
+        "amount_received": 0, "capture_method": "manual", "cancellation_reason": None,
+        "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}", "created": created,
+        "currency": currency.lower(), "last_payment_error": None, "latest_charge": None, "livemode": False,
+        "metadata": {"order_id": str(order_id), "tenant": tenant}, "payment_method_types": ["card"],
+        **fields,
+    }
+
+
+def charge(order_id: uuid.UUID, tenant: str, intent_id: str, amount: int, currency: str,
+           created: int) -> dict[str, Any]:
+    """The charge of a captured intent, refunded in full."""
+    return {
+        "id": _stripe_id("ch"), "object": "charge", "amount": amount, "amount_captured": amount,
+        "amount_refunded": amount, "captured": True, "created": created, "currency": currency.lower(),
+        "livemode": False, "metadata": {"order_id": str(order_id), "tenant": tenant}, "paid": True,
+        "payment_intent": intent_id, "refunded": True, "status": "succeeded",
+    }
+
+
+def build_event(event_type: str, *, order_id: uuid.UUID, tenant: str, intent_id: str, amount: int,
+                currency: str, failure_message: str = DEFAULT_FAILURE_MESSAGE, event_id: str | None = None,
+                created: int | None = None) -> dict[str, Any]:
+    """A Stripe event of `event_type` about the order's payment intent (or its charge, for refunds)."""
+    created = int(time.time()) if created is None else created
+    if event_type == "charge.refunded":
+        obj = charge(order_id, tenant, intent_id, amount, currency, created)
+    elif event_type in INTENT_STATES:
+        fields = dict(INTENT_STATES[event_type])
+        if event_type == "payment_intent.amount_capturable_updated":
+            fields["amount_capturable"] = amount
+        elif event_type == "payment_intent.succeeded":
+            fields.update(amount_received=amount, latest_charge=_stripe_id("ch"))
+        elif event_type == "payment_intent.payment_failed":
+            fields["last_payment_error"] = {
+                "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+                "message": failure_message,
+            }
+        obj = payment_intent(order_id, tenant, intent_id, amount, currency, created, **fields)
+    else:
+        raise ValueError(f"unsupported event type {event_type!r}; one of {', '.join(EVENT_TYPES)}")
+    return {
+        "id": event_id or _stripe_id("evt"), "object": "event", "type": event_type, "created": created,
+        "api_version": stripe.api_version, "data": {"object": obj}, "livemode": False, "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+    }
+
+
+def post(gateway: str, body: bytes, signature: str) -> tuple[int, str]:
+    request = urllib.request.Request(
+        gateway.rstrip("/") + WEBHOOK_PATH, data=body, method="POST",
+        headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+def main() -> None:
+    settings = load()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("event_type", choices=EVENT_TYPES)
+    parser.add_argument("--order", required=True, type=uuid.UUID, help="order id (metadata.order_id)")
+    parser.add_argument("--tenant", default="acme")
+    parser.add_argument("--intent", required=True, help="payment intent id, e.g. pi_...")
+    parser.add_argument("--amount", required=True, type=int, help="minor units")
+    parser.add_argument("--currency", default="eur")
+    parser.add_argument("--failure-message", default=DEFAULT_FAILURE_MESSAGE)
+    parser.add_argument("--event-id", help="reuse an event id to send a duplicate")
+    parser.add_argument("--gateway", default=f"http://{settings.gateway_host}:{settings.gateway_port}")
+    parser.add_argument("--dry-run", action="store_true", help="print the signed event, send nothing")
+    args = parser.parse_args()
+    event = build_event(
+        args.event_type, order_id=args.order, tenant=args.tenant, intent_id=args.intent, amount=args.amount,
+        currency=args.currency, failure_message=args.failure_message, event_id=args.event_id,
+    )
+    body = json.dumps(event, indent=2).encode()
+    signature = sign(body, settings.stripe_webhook_secret)
+    if args.dry_run:
+        print(f"Stripe-Signature: {signature}\n{body.decode()}")
+        return
+    try:
+        status, text = post(args.gateway, body, signature)
+    except urllib.error.URLError as error:
+        raise SystemExit(f"[stripe-trigger] {args.gateway} did not answer ({error.reason}); is the gateway running?")
+    print(f"[stripe-trigger] {event['type']} {event['id']} -> {status}\n{text}")
+    sys.exit(0 if 200 <= status < 300 else 1)
+
+
+if __name__ == "__main__":
+    main()

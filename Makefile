@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install kafka stripe-mock broker token unit bench-orders clean
+.PHONY: run test install kafka stripe-mock broker token trigger unit bench-orders clean
 
 $(STAMP): pyproject.toml
 	@echo "[install] creating $(VENV) and installing the project with its test dependencies ..."
@@ -23,16 +23,16 @@ kafka: install
 stripe-mock: install
 	@$(PY) -m devtools.stripe_mock fetch
 
-# Broker, worker and gateway under honcho; with KAFKA_BOOTSTRAP_SERVERS set, no local broker.
-run: kafka
-	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then \
-		exec $(VENV)/bin/honcho start -f Procfile worker gateway; \
-	else \
-		exec $(VENV)/bin/honcho start -f Procfile; \
-	fi
+# Broker, stripe-mock, worker and gateway under honcho; with KAFKA_BOOTSTRAP_SERVERS set no local
+# broker, with STRIPE_API_BASE set no stripe-mock.
+run: kafka stripe-mock
+	@processes="worker gateway"; \
+	if [ -z "$$STRIPE_API_BASE" ]; then processes="stripe-mock $$processes"; fi; \
+	if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then processes="broker $$processes"; fi; \
+	exec $(VENV)/bin/honcho start -f Procfile $$processes
 
 # The whole suite against a throwaway broker on free ports (or KAFKA_BOOTSTRAP_SERVERS).
-test: kafka
+test: kafka stripe-mock
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "[test] pytest collected no tests: the suite is missing or filtered away"; exit 1; fi; \
 	exit $$status
@@ -44,8 +44,12 @@ broker: kafka
 	@exec $(PY) -m devtools.kafka run
 
 # Orders settled per second end to end and latency at half that rate (real broker, one worker).
-bench-orders: kafka
+bench-orders: kafka stripe-mock
 	@$(PY) -m bench.orders_e2e $(BENCH_ARGS)
+
+# make trigger EVENT=payment_intent.amount_capturable_updated ORDER=<order id> TOKEN=<the customer's JWT>
+trigger: install
+	@$(PY) -m devtools.stripe_trigger $(EVENT) --order $(ORDER) --token $(TOKEN) $(TRIGGER_ARGS)
 
 # make token ROLE=vendor TENANT=acme SUB=alice
 token: install

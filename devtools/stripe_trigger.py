@@ -2,6 +2,7 @@
 
     python -m devtools.stripe_trigger payment_intent.amount_capturable_updated \\
         --order 0b5e...-uuid --tenant acme --intent pi_123 --amount 2598 --currency eur
+    python -m devtools.stripe_trigger payment_intent.amount_capturable_updated --order <id> --token <JWT>
     python -m devtools.stripe_trigger payment_intent.payment_failed ... --failure-message "Your card was declined."
     python -m devtools.stripe_trigger charge.refunded ... --event-id evt_same   # resend: a duplicate
     python -m devtools.stripe_trigger payment_intent.succeeded ... --dry-run    # print, send nothing
@@ -107,20 +108,42 @@ def post(gateway: str, body: bytes, signature: str) -> tuple[int, str]:
         return error.code, error.read().decode(errors="replace")
 
 
+def read_payment(gateway: str, order_id: uuid.UUID, token: str) -> tuple[str, int, str]:
+    """The order's PaymentIntent id, amount and currency, as the gateway shows them."""
+    request = urllib.request.Request(f"{gateway.rstrip('/')}/v1/orders/{order_id}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            order = json.load(response)
+    except urllib.error.HTTPError as error:
+        raise SystemExit(f"[stripe-trigger] reading order {order_id} answered {error.code}: {error.read().decode()}")
+    except urllib.error.URLError as error:
+        raise SystemExit(f"[stripe-trigger] {gateway} did not answer ({error.reason}); is the gateway running?")
+    if not order.get("payment"):
+        raise SystemExit(f"[stripe-trigger] order {order_id} is {order['status']} and has no PaymentIntent yet")
+    return order["payment"]["intent_id"], order["total"]["amount"], order["total"]["currency"]
+
+
 def main() -> None:
     settings = load()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("event_type", choices=EVENT_TYPES)
     parser.add_argument("--order", required=True, type=uuid.UUID, help="order id (metadata.order_id)")
     parser.add_argument("--tenant", default="acme")
-    parser.add_argument("--intent", required=True, help="payment intent id, e.g. pi_...")
-    parser.add_argument("--amount", required=True, type=int, help="minor units")
+    parser.add_argument("--token", help="a bearer token that may read the order: fills in --intent, --amount and "
+                                            "--currency from GET /v1/orders/<order>")
+    parser.add_argument("--intent", help="payment intent id, e.g. pi_...")
+    parser.add_argument("--amount", type=int, help="minor units")
     parser.add_argument("--currency", default="eur")
     parser.add_argument("--failure-message", default=DEFAULT_FAILURE_MESSAGE)
     parser.add_argument("--event-id", help="reuse an event id to send a duplicate")
     parser.add_argument("--gateway", default=f"http://{settings.gateway_host}:{settings.gateway_port}")
     parser.add_argument("--dry-run", action="store_true", help="print the signed event, send nothing")
     args = parser.parse_args()
+    if args.intent is None or args.amount is None:
+        if args.token is None:
+            parser.error("give --intent and --amount, or --token to read them from the order")
+        args.intent, args.amount, args.currency = read_payment(args.gateway, args.order, args.token)
     event = build_event(
         args.event_type, order_id=args.order, tenant=args.tenant, intent_id=args.intent, amount=args.amount,
         currency=args.currency, failure_message=args.failure_message, event_id=args.event_id,

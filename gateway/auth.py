@@ -43,12 +43,14 @@ def decode(token: str, secret: str) -> Principal:
     return Principal(sub=sub, role=role, tenant=tenant)
 
 
-def auth_middleware(secret: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+def auth_middleware(secret: str, public_paths: frozenset[str] = frozenset()) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Bearer JWT on every /v1/ path except `public_paths`, which authenticate otherwise (Stripe's signature)."""
+
     @web.middleware
     async def authenticate(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path.startswith("/v1/"):
+        if request.path.startswith("/v1/") and request.path not in public_paths:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token:

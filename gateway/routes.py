@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.views import catalog, health, inventory, orders
+from gateway.views import catalog, health, inventory, orders, payments
 
 
 def setup_routes(app: web.Application) -> None:
@@ -17,3 +17,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/orders", orders.place_order)
     app.router.add_get("/v1/orders/{order_id}", orders.get_order)
     app.router.add_post("/v1/orders/{order_id}/cancel", orders.cancel_order)
+    app.router.add_post(payments.WEBHOOK_PATH, payments.stripe_webhook)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from connectors.kafka import EventWriter
+from connectors.stripe import PaymentProvider
 from gateway.workers import WorkerReads
 from streams.settings import Settings
 
@@ -16,6 +17,7 @@ class Services:
     settings: Settings
     writer: EventWriter
     reads: WorkerReads
+    stripe: PaymentProvider
 
 
 SERVICES = web.AppKey("services", Services)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from streams.agents import catalog, inventory, orders
+from connectors.stripe import StripePayments
+from streams.agents import catalog, inventory, orders, payments
 from streams.settings import load
 from streams.worker import Worker
 
@@ -12,3 +13,4 @@ app = worker.app
 _products = catalog.register(worker)
 inventory.register(worker, _products)
 orders.register(worker)
+payments.register(worker, StripePayments.from_settings(worker.settings))

@@ -157,6 +157,95 @@ class OrderStatusChanged(Payload):
     item_count: int = 0
 
 
+class CommitStock(Payload):
+    """Turn an order's hold into a sale: the held units leave on_hand (the order is paid)."""
+
+    order_id: uuid.UUID
+    sku: Identifier
+
+
+class StockCommitted(Payload):
+    order_id: uuid.UUID
+    sku: Identifier
+    quantity: int
+    on_hand: int
+    reserved: int
+
+
+# Payments. The orders agent asks (commands), the payments agent talks to Stripe and tells (events);
+# verified Stripe webhooks arrive as `StripeEventReceived`.
+
+
+class RequestPayment(Payload):
+    order_id: uuid.UUID
+    customer: str
+    amount: Money
+
+
+class CapturePayment(Payload):
+    order_id: uuid.UUID
+
+
+class CancelPayment(Payload):
+    order_id: uuid.UUID
+    reason: str
+
+
+class RefundPayment(Payload):
+    order_id: uuid.UUID
+    reason: str
+
+
+class StripeEventReceived(Payload):
+    """A webhook whose signature verified, reduced to what the payment decision reads."""
+
+    order_id: uuid.UUID
+    stripe_event_id: str = Field(min_length=1, max_length=255)
+    stripe_type: str
+    intent_id: str | None = None
+    failure_message: str | None = None
+
+
+class PaymentIntentCreated(Payload):
+    order_id: uuid.UUID
+    intent_id: str
+    client_secret: str | None
+    amount: Money
+
+
+class PaymentAuthorized(Payload):
+    order_id: uuid.UUID
+    intent_id: str
+    amount: Money
+
+
+class PaymentCaptured(Payload):
+    order_id: uuid.UUID
+    intent_id: str
+    amount: Money
+
+
+class PaymentFailed(Payload):
+    """A payment step did not happen: `action` is create, authorize, capture, cancel or refund."""
+
+    order_id: uuid.UUID
+    intent_id: str | None
+    action: str
+    reason: str
+
+
+class PaymentCanceled(Payload):
+    order_id: uuid.UUID
+    intent_id: str | None
+    reason: str
+
+
+class PaymentRefunded(Payload):
+    order_id: uuid.UUID
+    intent_id: str
+    amount: Money
+
+
 class DeadLetter(Payload):
     """A message an agent could not process: why, and the bytes as they were on the topic."""
 
@@ -270,6 +359,12 @@ class OrderStatus:
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    PAYMENT_PENDING = "payment_pending"
+    PAID = "paid"
+    CONFIRMED = "confirmed"
+    PAYMENT_FAILED = "payment_failed"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
 
 
 class OrderLineState(Frozen):
@@ -284,6 +379,14 @@ class StatusEntry(Frozen):
     at: UtcDatetime
 
 
+class OrderPayment(Frozen):
+    """The order's PaymentIntent as the orders context knows it; the secret is shown to the customer only."""
+
+    intent_id: str
+    client_secret: str | None
+    status: str
+
+
 class Order(Frozen):
     order_id: uuid.UUID
     tenant: Identifier
@@ -295,3 +398,26 @@ class Order(Frozen):
     reason: str | None = None
     total: Money | None = None
     hold_expires_at: UtcDatetime | None = None
+    payment: OrderPayment | None = None
+
+
+class PaymentStatus:
+    AWAITING_PAYMENT = "awaiting_payment"  # intent created, the customer has not paid yet
+    AUTHORIZED = "authorized"  # money held on the card, not yet taken
+    CAPTURED = "captured"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class Payment(Frozen):
+    """The payments context's record of one order's PaymentIntent, keyed by order id."""
+
+    order_id: uuid.UUID
+    tenant: Identifier
+    amount: Money
+    status: str
+    intent_id: str | None = None
+    reason: str | None = None
+    # Stripe event ids already applied: webhooks are delivered at least once and in any order.
+    seen_stripe_events: tuple[str, ...] = ()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -144,7 +145,7 @@ def _tenant_of(raw: bytes) -> str:
     return tenant if isinstance(tenant, str) and TENANT_PATTERN.fullmatch(tenant) else "unknown"
 
 
-Decide = Callable[[Any, Envelope, datetime], Decision[Any]]
+Decide = Callable[[Any, Envelope, datetime], Decision[Any] | Awaitable[Decision[Any]]]
 
 
 class Processor(Generic[StateModel]):
@@ -189,7 +190,10 @@ class Processor(Generic[StateModel]):
             return
         state = self.table.get(key)
         try:
-            decision = self.decide(state, envelope, utc_now())
+            decided = self.decide(state, envelope, utc_now())
+            # A decision that needs an outside answer first (a Stripe call) is awaited here, inside
+            # the event, so its outcome commits with the event's offset.
+            decision = await decided if inspect.isawaitable(decided) else decided
         except UnhandledEvent as exc:
             await self.binder.dead_letter(spec, event, str(exc))
             return

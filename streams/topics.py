@@ -63,15 +63,15 @@ CATALOG_PRODUCTS = TopicSpec(
 INVENTORY_COMMANDS = TopicSpec(
     name="inventory.commands",
     key="<tenant>/<sku>",
-    payloads=(m.AdjustStock, m.ReserveStock, m.ReleaseStock),
-    writers="gateway (AdjustStock), orders agent (ReserveStock, ReleaseStock)",
+    payloads=(m.AdjustStock, m.ReserveStock, m.ReleaseStock, m.CommitStock),
+    writers="gateway (AdjustStock), orders agent (ReserveStock, ReleaseStock, CommitStock, AdjustStock of refunds)",
     readers="inventory agent",
     key_of=_by_sku,
 )
 INVENTORY_STOCK_CHANGES = TopicSpec(
     name="inventory.stock-changes",
     key="<tenant>/<sku>",
-    payloads=(m.StockAdjusted, m.StockAdjustmentRejected),
+    payloads=(m.StockAdjusted, m.StockAdjustmentRejected, m.StockCommitted),
     writers="inventory agent",
     readers="Druid, data science",
     key_of=_by_sku,
@@ -103,6 +103,34 @@ ORDERS_EVENTS = TopicSpec(
     consumed=False,
 )
 
+PAYMENTS_COMMANDS = TopicSpec(
+    name="payments.commands",
+    key="<order_id>",
+    payloads=(m.RequestPayment, m.CapturePayment, m.CancelPayment, m.RefundPayment),
+    writers="orders agent",
+    readers="payments agent",
+    key_of=_by_order,
+)
+PAYMENTS_WEBHOOKS = TopicSpec(
+    name="payments.webhooks",
+    key="<order_id>",
+    payloads=(m.StripeEventReceived,),
+    writers="gateway (verified Stripe webhooks)",
+    readers="payments agent",
+    key_of=_by_order,
+)
+PAYMENTS_EVENTS = TopicSpec(
+    name="payments.events",
+    key="<order_id>",
+    payloads=(
+        m.PaymentIntentCreated, m.PaymentAuthorized, m.PaymentCaptured, m.PaymentFailed, m.PaymentCanceled,
+        m.PaymentRefunded,
+    ),
+    writers="payments agent",
+    readers="orders agent, Druid, data science",
+    key_of=_by_order,
+)
+
 ALL: tuple[TopicSpec, ...] = (
     CATALOG_PRODUCTS,
     INVENTORY_COMMANDS,
@@ -110,6 +138,9 @@ ALL: tuple[TopicSpec, ...] = (
     INVENTORY_RESERVATIONS,
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
+    PAYMENTS_COMMANDS,
+    PAYMENTS_WEBHOOKS,
+    PAYMENTS_EVENTS,
 )
 
 _BY_PAYLOAD: dict[type[m.Payload], TopicSpec] = {p: spec for spec in ALL for p in spec.payloads}

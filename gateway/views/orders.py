@@ -75,7 +75,23 @@ def _parse_order_id(request: web.Request) -> uuid.UUID:
         raise not_found(f"order {request.match_info['order_id']}") from None
 
 
-def _order_view(order: dict[str, Any]) -> dict[str, Any]:
+CANCELLABLE = (
+    OrderStatus.PENDING, OrderStatus.RESERVED, OrderStatus.PAYMENT_PENDING, OrderStatus.PAID, OrderStatus.CONFIRMED
+)
+
+
+def _payment_view(order: dict[str, Any], who: Principal) -> dict[str, Any] | None:
+    payment = order.get("payment")
+    if payment is None:
+        return None
+    view = {"status": payment["status"], "intent_id": payment["intent_id"]}
+    if who.role == "customer" and order["customer"] == who.sub:
+        # The storefront confirms the payment with it; nobody else needs it.
+        view["client_secret"] = payment["client_secret"]
+    return view
+
+
+def _order_view(order: dict[str, Any], who: Principal) -> dict[str, Any]:
     return {
         "order_id": order["order_id"],
         "status": order["status"],
@@ -86,6 +102,7 @@ def _order_view(order: dict[str, Any]) -> dict[str, Any]:
         "reason": order["reason"],
         "history": order["history"],
         "hold_expires_at": order["hold_expires_at"],
+        "payment": _payment_view(order, who),
     }
 
 
@@ -99,7 +116,7 @@ async def get_order(request: web.Request) -> web.Response:
     )
     if order is None or not _visible(order, who):
         raise not_found(f"order {order_id}")
-    return web.json_response(_order_view(order))
+    return web.json_response(_order_view(order, who))
 
 
 async def cancel_order(request: web.Request) -> web.Response:
@@ -110,8 +127,11 @@ async def cancel_order(request: web.Request) -> web.Response:
     order = await found.reads.state("orders", str(order_id), wait=found.settings.read_miss_wait_seconds)
     if order is None or not _visible(order, who):
         raise not_found(f"order {order_id}")
-    if order["status"] not in (OrderStatus.PENDING, OrderStatus.RESERVED):
-        raise ApiError(409, "not_cancellable", f"the order is {order['status']}; only pending or reserved orders can be cancelled")
+    if order["status"] not in CANCELLABLE:
+        raise ApiError(409, "not_cancellable",
+                       f"the order is {order['status']}; only orders not yet refunded, cancelled or ended can be cancelled")
     await found.writer.write(Envelope.new(who.tenant, CancelOrder(order_id=order_id, requested_by=who.sub)))
-    return web.json_response({"order_id": str(order_id), "status": "cancelling"}, status=202,
+    # A confirmed order has been paid: cancelling it refunds the payment.
+    next_status = "refunding" if order["status"] == OrderStatus.CONFIRMED else "cancelling"
+    return web.json_response({"order_id": str(order_id), "status": next_status}, status=202,
                              headers={"Location": f"/v1/orders/{order_id}"})

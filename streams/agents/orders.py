@@ -1,12 +1,14 @@
 """Orders agent: the order-level half of the reservation saga, and the hold-expiry timer.
 
-Inputs: `orders.commands` (PlaceOrder, CancelOrder, ExpireOrderHold) and
-`inventory.reservations` (StockReserved, StockReservationRejected, StockReleased), both keyed by
+Inputs: `orders.commands` (PlaceOrder, CancelOrder, ExpireOrderHold), `inventory.reservations`
+(StockReserved, StockReservationRejected, StockReleased) and `payments.events` (PaymentIntentCreated,
+PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentCanceled, PaymentRefunded), all keyed by
 order id and co-partitioned, so one worker owns an order and every message about it.
 State: table `orders` (Order) and table `order-hold-deadlines` (order id -> hold expiry, only
-for orders whose stock is held), same key and partitions.
-Outputs: `inventory.commands` (ReserveStock, ReleaseStock, key `<tenant>/<sku>`),
-`orders.events` (OrderStatusChanged, key order id).
+for orders whose stock is held and not yet paid for), same key and partitions.
+Outputs: `inventory.commands` (ReserveStock, ReleaseStock, CommitStock, AdjustStock of a refund;
+key `<tenant>/<sku>`), `payments.commands` (RequestPayment, CapturePayment, CancelPayment,
+RefundPayment; key order id), `orders.events` (OrderStatusChanged, key order id).
 
 The timer runs on every worker over the deadlines of the partitions it owns; it only asks
 (`ExpireOrderHold` on `orders.commands`), and the agent decides, so a timer that fires twice or
@@ -21,13 +23,15 @@ import uuid
 from datetime import datetime, timedelta
 
 from streams import topics
-from streams.models import Envelope, ExpireOrderHold, Order, OrderStatus, utc_now
+from streams.models import Envelope, ExpireOrderHold, Order, utc_now
 from streams.processing import Processor, StateTable
 from streams.tables import orders
 from streams.tables.decision import Decision
 from streams.worker import Worker
 
 log = logging.getLogger(__name__)
+
+SOURCES = (topics.ORDERS_COMMANDS, topics.INVENTORY_RESERVATIONS, topics.PAYMENTS_EVENTS)
 
 
 def register(worker: Worker) -> StateTable[Order]:
@@ -40,14 +44,14 @@ def register(worker: Worker) -> StateTable[Order]:
         return orders.decide(state, event, now, hold_ttl=hold_ttl)
 
     def track_deadline(key: bytes, order: Order | None) -> None:
-        if order is not None and order.status == OrderStatus.RESERVED and order.hold_expires_at is not None:
+        if order is not None and order.status in orders.AWAITING_PAYMENT and order.hold_expires_at is not None:
             deadlines[key] = order.hold_expires_at.isoformat().encode()
         elif key in deadlines:
             del deadlines[key]
 
     processor = Processor(
         worker.binder,
-        (topics.ORDERS_COMMANDS, topics.INVENTORY_RESERVATIONS),
+        SOURCES,
         order_table,
         decide,
         worker.watchers,
@@ -55,7 +59,7 @@ def register(worker: Worker) -> StateTable[Order]:
     )
 
     @worker.app.agent(
-        worker.binder.source(topics.ORDERS_COMMANDS, topics.INVENTORY_RESERVATIONS), name="orders"
+        worker.binder.source(*SOURCES), name="orders"
     )
     async def orders_agent(stream):  # type: ignore[no-untyped-def]
         async for event in stream.events():

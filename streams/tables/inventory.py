@@ -12,12 +12,14 @@ from datetime import datetime
 from streams.models import (
     AdjustmentOutcome,
     AdjustStock,
+    CommitStock,
     Envelope,
     Product,
     ReleaseStock,
     ReserveStock,
     StockAdjusted,
     StockAdjustmentRejected,
+    StockCommitted,
     StockLevel,
     StockReleased,
     StockReservationRejected,
@@ -99,6 +101,21 @@ def release(state: StockLevel, command: ReleaseStock) -> Decision[StockLevel]:
     return Decision(state.model_copy(update={"holds": holds}), [released])
 
 
+def commit(state: StockLevel, command: CommitStock) -> Decision[StockLevel]:
+    """A paid order's hold becomes a sale in one step, so no other order can take its units meanwhile."""
+    order = str(command.order_id)
+    if order not in state.holds:
+        return Decision(state)
+    holds = dict(state.holds)
+    quantity = holds.pop(order)
+    new_state = state.model_copy(update={"holds": holds, "on_hand": state.on_hand - quantity})
+    committed = StockCommitted(
+        order_id=command.order_id, sku=command.sku, quantity=quantity, on_hand=new_state.on_hand,
+        reserved=new_state.reserved,
+    )
+    return Decision(new_state, [committed])
+
+
 def decide(
     state: StockLevel | None, event: Envelope, now: datetime, *, product: Product | None
 ) -> Decision[StockLevel]:
@@ -110,4 +127,6 @@ def decide(
     if isinstance(payload, ReleaseStock):
         # Nothing is held for a SKU without stock: no state to create.
         return Decision(state) if state is None else release(state, payload)  # type: ignore[return-value]
+    if isinstance(payload, CommitStock):
+        return Decision(state) if state is None else commit(state, payload)  # type: ignore[return-value]
     raise UnhandledEvent(f"inventory does not handle {event.type}")

@@ -1,4 +1,4 @@
-"""Orders: the order-level decision of the reservation saga, keyed by order id.
+"""Orders: the order-level decision of the reservation and payment sagas, keyed by order id.
 
 Placing an order asks every line's SKU owner for a hold (`ReserveStock`). The order becomes
 `reserved` once every line is held, or `rejected` at the first refusal. Every exit from
@@ -6,25 +6,48 @@ Placing an order asks every line's SKU owner for a hold (`ReserveStock`). The or
 reservation is still in flight is safe because the orders agent wrote that `ReserveStock` earlier
 to the same SKU partition, so the inventory agent sees the reserve before the release; a release
 of a line that was never held changes nothing.
+
+Once every line is held the order asks the payments context for a PaymentIntent
+(`RequestPayment`) and follows its answers: `payment_pending` (intent created), `paid` (authorized;
+the order asks for the capture), `confirmed` (captured; the held units become sales). A failed
+payment is recorded as `payment_failed` and the order is `cancelled` with the stock released. A
+cancel or an expiry before the capture voids the intent (`CancelPayment`); a cancel after it asks
+for a refund (`refunding`), and the refund puts the units back on hand (`refunded`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from streams.models import (
+    AdjustStock,
     CancelOrder,
+    CancelPayment,
+    CapturePayment,
+    CommitStock,
     Envelope,
     ExpireOrderHold,
     Money,
     Order,
     OrderLineState,
+    OrderPayment,
     OrderStatus,
     OrderStatusChanged,
     Payload,
+    PaymentAuthorized,
+    PaymentCanceled,
+    PaymentCaptured,
+    PaymentFailed,
+    PaymentIntentCreated,
+    PaymentRefunded,
+    PaymentStatus,
     PlaceOrder,
+    RefundPayment,
     ReleaseStock,
+    RequestPayment,
     ReserveStock,
     StatusEntry,
     StockReleased,
@@ -33,7 +56,12 @@ from streams.models import (
 )
 from streams.tables.decision import Decision, UnhandledEvent
 
-OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.RESERVED)
+# Stock is held and no money taken yet: a cancel releases the stock (and voids the intent).
+OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.RESERVED, OrderStatus.PAYMENT_PENDING, OrderStatus.PAID)
+# A PaymentIntent has been asked for: leaving these statuses without a capture must void it.
+PAYMENT_REQUESTED = (OrderStatus.RESERVED, OrderStatus.PAYMENT_PENDING, OrderStatus.PAID)
+# The hold's time to live runs while the customer has not paid.
+AWAITING_PAYMENT = (OrderStatus.RESERVED, OrderStatus.PAYMENT_PENDING)
 
 
 def _changed(order: Order, previous: str | None) -> OrderStatusChanged:
@@ -114,7 +142,7 @@ def line_reserved(order: Order, result: StockReserved, now: datetime, hold_ttl: 
     reserved, changed = _transition(
         order, OrderStatus.RESERVED, now, total=total, hold_expires_at=now + hold_ttl
     )
-    return Decision(reserved, [changed])
+    return Decision(reserved, [changed, RequestPayment(order_id=order.order_id, customer=order.customer, amount=total)])
 
 
 def line_refused(order: Order, result: StockReservationRejected, now: datetime) -> Decision[Order]:
@@ -124,22 +152,106 @@ def line_refused(order: Order, result: StockReservationRejected, now: datetime) 
     return Decision(rejected, [changed, *_release_all(rejected, "order rejected")])
 
 
+def _close(order: Order, status: str, now: datetime, reason: str) -> Decision[Order]:
+    """Leave an open status without a sale: the stock goes back and a requested intent is voided."""
+    closed, changed = _transition(order, status, now, reason=reason, hold_expires_at=None)
+    void = [CancelPayment(order_id=order.order_id, reason=reason)] if order.status in PAYMENT_REQUESTED else []
+    return Decision(closed, [changed, *_release_all(closed, reason), *void])
+
+
 def cancel(order: Order, command: CancelOrder, now: datetime) -> Decision[Order]:
+    reason = f"cancelled by {command.requested_by}"
+    if order.status == OrderStatus.CONFIRMED:
+        refunding, changed = _transition(order, OrderStatus.REFUNDING, now, reason=reason)
+        return Decision(refunding, [changed, RefundPayment(order_id=order.order_id, reason=reason)])
     if order.status not in OPEN_STATUSES:
         return Decision(order)
-    cancelled, changed = _transition(
-        order, OrderStatus.CANCELLED, now, reason=f"cancelled by {command.requested_by}", hold_expires_at=None
-    )
-    return Decision(cancelled, [changed, *_release_all(cancelled, "order cancelled")])
+    return _close(order, OrderStatus.CANCELLED, now, reason)
 
 
 def expire(order: Order, now: datetime) -> Decision[Order]:
-    if order.status != OrderStatus.RESERVED or order.hold_expires_at is None or now < order.hold_expires_at:
+    if order.status not in AWAITING_PAYMENT or order.hold_expires_at is None or now < order.hold_expires_at:
         return Decision(order)
-    expired, changed = _transition(
-        order, OrderStatus.EXPIRED, now, reason="hold_expired: the order was not paid in time", hold_expires_at=None
+    return _close(order, OrderStatus.EXPIRED, now, "hold_expired: the order was not paid in time")
+
+
+def _with_payment_status(order: Order, status: str) -> Order:
+    if order.payment is None:
+        return order
+    return order.model_copy(update={"payment": order.payment.model_copy(update={"status": status})})
+
+
+def intent_created(order: Order, event: PaymentIntentCreated, now: datetime) -> Decision[Order]:
+    if order.status != OrderStatus.RESERVED:
+        return Decision(order)  # closed meanwhile: its CancelPayment is already on the way
+    payment = OrderPayment(
+        intent_id=event.intent_id, client_secret=event.client_secret, status=PaymentStatus.AWAITING_PAYMENT
     )
-    return Decision(expired, [changed, *_release_all(expired, "hold expired")])
+    pending, changed = _transition(order, OrderStatus.PAYMENT_PENDING, now, payment=payment)
+    return Decision(pending, [changed])
+
+
+def authorized(order: Order, event: PaymentAuthorized, now: datetime) -> Decision[Order]:
+    if order.status not in AWAITING_PAYMENT:
+        return Decision(order)
+    paid, changed = _transition(_with_payment_status(order, PaymentStatus.AUTHORIZED), OrderStatus.PAID, now,
+                                hold_expires_at=None)
+    return Decision(paid, [changed, CapturePayment(order_id=order.order_id)])
+
+
+def captured(order: Order, event: PaymentCaptured, now: datetime) -> Decision[Order]:
+    if order.status not in PAYMENT_REQUESTED:
+        return Decision(order)
+    confirmed, changed = _transition(_with_payment_status(order, PaymentStatus.CAPTURED), OrderStatus.CONFIRMED, now,
+                                     hold_expires_at=None)
+    sales: list[Payload] = [CommitStock(order_id=order.order_id, sku=line.sku) for line in order.lines]
+    return Decision(confirmed, [changed, *sales])
+
+
+def payment_failed(order: Order, event: PaymentFailed, now: datetime) -> Decision[Order]:
+    if event.action == "refund" and order.status == OrderStatus.REFUNDING:
+        back, changed = _transition(order, OrderStatus.CONFIRMED, now, reason=f"refund_failed: {event.reason}")
+        return Decision(back, [changed])
+    if event.action not in ("create", "authorize", "capture") or order.status not in PAYMENT_REQUESTED:
+        return Decision(order)
+    failed, failed_changed = _transition(
+        _with_payment_status(order, PaymentStatus.FAILED), OrderStatus.PAYMENT_FAILED, now,
+        reason=f"payment_failed: {event.reason}",
+    )
+    reason = f"payment_failed: {event.reason}"
+    closed = _close(failed, OrderStatus.CANCELLED, now, reason)
+    # Only an authorized intent (a failed capture) still holds the customer's money; voiding another changes
+    # nothing. `_close` voids nothing itself here: it sees the order as payment_failed.
+    void = [CancelPayment(order_id=order.order_id, reason=reason)] if event.action == "capture" else []
+    return Decision(closed.state, [failed_changed, *closed.events, *void])
+
+
+# The money was taken: only a refund changes the payment now, never a cancellation.
+SOLD = (OrderStatus.CONFIRMED, OrderStatus.REFUNDING, OrderStatus.REFUNDED)
+
+
+def payment_canceled(order: Order, event: PaymentCanceled, now: datetime) -> Decision[Order]:
+    if order.status in SOLD:
+        return Decision(order)
+    order = _with_payment_status(order, PaymentStatus.CANCELED)
+    if order.status not in PAYMENT_REQUESTED:
+        return Decision(order)  # our own void after a cancel or an expiry: only the payment's status changes
+    closed = _close(order, OrderStatus.CANCELLED, now, f"payment_canceled: {event.reason}")
+    return Decision(closed.state, [e for e in closed.events if not isinstance(e, CancelPayment)])
+
+
+def refunded(order: Order, event: PaymentRefunded, now: datetime) -> Decision[Order]:
+    if order.status not in (OrderStatus.REFUNDING, OrderStatus.CONFIRMED):
+        return Decision(order)
+    done, changed = _transition(_with_payment_status(order, PaymentStatus.REFUNDED), OrderStatus.REFUNDED, now)
+    restock: list[Payload] = [
+        AdjustStock(
+            adjustment_id=uuid.uuid5(order.order_id, f"refund:{line.sku}"), sku=line.sku, delta=line.quantity,
+            reason=f"order {order.order_id} refunded",
+        )
+        for line in order.lines
+    ]
+    return Decision(done, [changed, *restock])
 
 
 def decide(state: Order | None, event: Envelope, now: datetime, *, hold_ttl: timedelta) -> Decision[Order | None]:
@@ -149,18 +261,27 @@ def decide(state: Order | None, event: Envelope, now: datetime, *, hold_ttl: tim
             return Decision(state)  # a replayed placement: the first one stands
         return place(event, payload, now)  # type: ignore[return-value]
     if state is None:
-        # Results and commands for an order this partition has never seen carry nothing to apply.
-        if isinstance(payload, (StockReserved, StockReservationRejected, StockReleased, CancelOrder, ExpireOrderHold)):
+        if type(payload) in _HANDLERS or isinstance(payload, StockReserved):
+            # Results and commands for an order this partition has never seen carry nothing to apply.
             return Decision(None)
         raise UnhandledEvent(f"orders do not handle {event.type}")
     if isinstance(payload, StockReserved):
         return line_reserved(state, payload, now, hold_ttl)  # type: ignore[return-value]
-    if isinstance(payload, StockReservationRejected):
-        return line_refused(state, payload, now)  # type: ignore[return-value]
-    if isinstance(payload, StockReleased):
-        return Decision(state)
-    if isinstance(payload, CancelOrder):
-        return cancel(state, payload, now)  # type: ignore[return-value]
-    if isinstance(payload, ExpireOrderHold):
-        return expire(state, now)  # type: ignore[return-value]
-    raise UnhandledEvent(f"orders do not handle {event.type}")
+    handler = _HANDLERS.get(type(payload))
+    if handler is None:
+        raise UnhandledEvent(f"orders do not handle {event.type}")
+    return handler(state, payload, now)  # type: ignore[return-value]
+
+
+_HANDLERS: dict[type[Payload], Callable[[Order, Any, datetime], Decision[Order]]] = {
+    StockReservationRejected: line_refused,
+    StockReleased: lambda order, result, now: Decision(order),
+    CancelOrder: cancel,
+    ExpireOrderHold: lambda order, command, now: expire(order, now),
+    PaymentIntentCreated: intent_created,
+    PaymentAuthorized: authorized,
+    PaymentCaptured: captured,
+    PaymentFailed: payment_failed,
+    PaymentCanceled: payment_canceled,
+    PaymentRefunded: refunded,
+}

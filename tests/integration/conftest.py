@@ -14,6 +14,7 @@ from tests.conftest import Api, start_stack, token
 from tests.harness import Stack
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+WEBHOOK_SECRET = "whsec_integration_tests"
 
 
 
@@ -46,10 +47,11 @@ async def seed_catalog_and_stock(stack: Stack, api: Api) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """A worker and a gateway of their own for each test module."""
+def stack(kafka_bootstrap: str, stripe_mock: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A worker and a gateway of their own for each test module, paying through the session's stripe-mock."""
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-    env = getattr(request.module, "STACK_ENV", {})
+    env = {"STRIPE_API_BASE": stripe_mock, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+           **getattr(request.module, "STACK_ENV", {})}
     started = start_stack(kafka_bootstrap, name, **env)
     try:
         yield started

@@ -6,7 +6,8 @@ from typing import Any
 
 from tests.conftest import Api, token
 
-TERMINAL = {"reserved", "rejected", "cancelled", "expired"}
+# On the way to a resting status: a reserved order asks for its payment at once.
+WAYPOINTS = {"pending", "reserved"}
 VENDOR = token("vendor")
 
 
@@ -20,14 +21,16 @@ async def place(api: Api, customer: str, lines: dict[str, int], key: str | None 
     return str(reply.body["order_id"])
 
 
-async def settled(api: Api, order_id: str, customer: str, timeout: float = 60.0) -> dict[str, Any]:
-    """Long-poll the order until it leaves `pending` (the storefront's way, no polling loop)."""
+async def settled(api: Api, order_id: str, customer: str, timeout: float = 60.0,
+                  waypoints: frozenset[str] | set[str] = WAYPOINTS) -> dict[str, Any]:
+    """Long-poll the order until its status is none of `waypoints` (by default: until it waits for
+    payment or has ended), the storefront's way, without a polling loop."""
     who = token("customer", sub=customer)
     # An accepted order may still be in the topic behind a restarting worker: wait for it to appear.
     reply = await api.get(f"/v1/orders/{order_id}?wait=20", who)
     waited = 0.0
-    while reply.status == 200 and reply.body["status"] == "pending" and waited < timeout:
-        reply = await api.get(f"/v1/orders/{order_id}?wait=10&known=pending", who)
+    while reply.status == 200 and reply.body["status"] in waypoints and waited < timeout:
+        reply = await api.get(f"/v1/orders/{order_id}?wait=10&known={reply.body['status']}", who)
         waited += 10
     assert reply.status == 200, reply.body
     return dict(reply.body)

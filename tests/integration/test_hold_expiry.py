@@ -21,9 +21,9 @@ def api(seeded_api: Api) -> Api:
 
 
 async def expired_and_released(api: Api, order_id: str, customer: str, sku: str, reserved_before: int) -> None:
-    reply = await api.get(f"/v1/orders/{order_id}?wait=30&known=reserved", token("customer", sub=customer))
+    reply = await api.get(f"/v1/orders/{order_id}?wait=30&known=payment_pending", token("customer", sub=customer))
     assert reply.body["status"] == "expired" and reply.body["reason"].startswith("hold_expired")
-    assert [h["status"] for h in reply.body["history"]] == ["pending", "reserved", "expired"]
+    assert [h["status"] for h in reply.body["history"]] == ["pending", "reserved", "payment_pending", "expired"]
 
     async def released() -> bool:
         return (await stock(api, sku))["reserved"] == reserved_before
@@ -34,7 +34,7 @@ async def expired_and_released(api: Api, order_id: str, customer: str, sku: str,
 async def test_an_unpaid_hold_expires_and_gives_the_stock_back(api: Api) -> None:
     before = (await stock(api, "MUG-1"))["reserved"]
     order_id = await place(api, "slow-payer", {"MUG-1": 4})
-    assert (await settled(api, order_id, "slow-payer"))["status"] == "reserved"
+    assert (await settled(api, order_id, "slow-payer"))["status"] == "payment_pending"
     assert (await stock(api, "MUG-1"))["reserved"] == before + 4
     await expired_and_released(api, order_id, "slow-payer", "MUG-1", before)
 
@@ -42,7 +42,7 @@ async def test_an_unpaid_hold_expires_and_gives_the_stock_back(api: Api) -> None
 async def test_a_hold_expires_after_the_worker_restarted_in_between(api: Api, stack: Stack) -> None:
     before = (await stock(api, "CUP-1"))["reserved"]
     order_id = await place(api, "restart-payer", {"CUP-1": 2})
-    assert (await settled(api, order_id, "restart-payer"))["status"] == "reserved"
+    assert (await settled(api, order_id, "restart-payer"))["status"] == "payment_pending"
     # When the worker dies right after the reservation and comes back
     stack.workers[0].kill()
     await asyncio.to_thread(stack.start_worker, 0)

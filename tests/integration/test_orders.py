@@ -34,9 +34,10 @@ async def test_a_burst_of_orders_sells_the_last_units_exactly_once(api: Api) -> 
     orders = await asyncio.gather(*(settled(api, o, c) for o, c in zip(order_ids, customers, strict=True)))
     burst_over.set()
     await watcher
-    # Then exactly 10 are reserved, the rest rejected for lack of stock, and no read ever saw less than 0
+    # Then exactly 10 are reserved (and wait for payment), the rest rejected for lack of stock, and no
+    # read ever saw less than 0
     statuses = [o["status"] for o in orders]
-    assert statuses.count("reserved") == 10 and statuses.count("rejected") == 30
+    assert statuses.count("payment_pending") == 10 and statuses.count("rejected") == 30
     assert all("insufficient_stock" in o["reason"] for o in orders if o["status"] == "rejected")
     assert await stock(api, "POT-1") == {"sku": "POT-1", "on_hand": 10, "reserved": 10, "available": 0}
     assert readings and min(readings) >= 0
@@ -70,9 +71,9 @@ async def test_orders_that_cannot_be_priced_are_rejected(api: Api, lines: dict[s
 
 async def test_a_reserved_order_is_priced_from_the_catalog(api: Api) -> None:
     order = await settled(api, await place(api, "pricy", {"MUG-1": 2, "TEA-1": 3}), "pricy")
-    assert order["status"] == "reserved"
+    assert order["status"] == "payment_pending"
     assert order["total"] == {"amount": 2 * 1299 + 3 * 450, "currency": "EUR"}
-    assert [h["status"] for h in order["history"]] == ["pending", "reserved"]
+    assert [h["status"] for h in order["history"]] == ["pending", "reserved", "payment_pending"]
     assert {line["sku"]: line["unit_price"]["amount"] for line in order["lines"]} == {"MUG-1": 1299, "TEA-1": 450}
 
 
@@ -117,13 +118,13 @@ async def test_concurrent_replays_of_one_key_make_one_order(api: Api) -> None:
     before = await stock(api, "CUP-1")
     order_ids = await asyncio.gather(*(place(api, "hasty", {"CUP-1": 1}, key="double-click") for _ in range(5)))
     assert len(set(order_ids)) == 1
-    assert (await settled(api, order_ids[0], "hasty"))["status"] == "reserved"
+    assert (await settled(api, order_ids[0], "hasty"))["status"] == "payment_pending"
     assert (await stock(api, "CUP-1"))["reserved"] == before["reserved"] + 1
 
 
 async def test_cancel_gives_the_units_back(api: Api) -> None:
     order_id = await place(api, "canceller", {"MUG-1": 3})
-    assert (await settled(api, order_id, "canceller"))["status"] == "reserved"
+    assert (await settled(api, order_id, "canceller"))["status"] == "payment_pending"
     held = await stock(api, "MUG-1")
     # Another customer and a vendor may not cancel it
     assert (await api.post(f"/v1/orders/{order_id}/cancel", token("customer", sub="stranger"))).status == 404
@@ -131,7 +132,7 @@ async def test_cancel_gives_the_units_back(api: Api) -> None:
     # The customer may
     reply = await api.post(f"/v1/orders/{order_id}/cancel", token("customer", sub="canceller"))
     assert reply.status == 202
-    done = await api.get(f"/v1/orders/{order_id}?wait=20&known=reserved", token("customer", sub="canceller"))
+    done = await api.get(f"/v1/orders/{order_id}?wait=20&known=payment_pending", token("customer", sub="canceller"))
     assert done.body["status"] == "cancelled"
 
     async def released() -> bool:

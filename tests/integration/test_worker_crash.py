@@ -54,17 +54,17 @@ async def test_sigkill_mid_burst_loses_and_doubles_nothing(api: Api, stack: Stac
     await rest
     await asyncio.to_thread(stack.wait_ready)
 
-    # Then every accepted order ends reserved or rejected ...
+    # Then every accepted order ends reserved (and waits for its payment) or rejected ...
     orders = await asyncio.gather(*(settled(api, order_id, customer) for order_id, customer in accepted))
     assert len(orders) == ORDERS
-    assert {o["status"] for o in orders} <= {"reserved", "rejected"}
-    assert any(o["status"] == "reserved" for o in orders) and any(o["status"] == "rejected" for o in orders)
+    assert {o["status"] for o in orders} <= {"payment_pending", "rejected"}
+    assert any(o["status"] == "payment_pending" for o in orders) and any(o["status"] == "rejected" for o in orders)
     # (a rejected order's releases may still be on their way to the SKUs: let the agents finish)
     await asyncio.to_thread(stack.wait_drained)
     # ... for every SKU exactly the reserved orders hold units, with their quantities; stock is untouched ...
     expected_holds: dict[str, dict[str, int]] = defaultdict(dict)
     for o in orders:
-        if o["status"] == "reserved":
+        if o["status"] == "payment_pending":
             for line in o["lines"]:
                 expected_holds[line["sku"]][o["order_id"]] = line["quantity"]
     for sku in SKUS:
@@ -81,7 +81,8 @@ async def test_sigkill_mid_burst_loses_and_doubles_nothing(api: Api, stack: Stac
         transitions[payload["order_id"]].append(payload["status"])
     assert len(transitions) == ORDERS
     for o in orders:
-        assert transitions[o["order_id"]] == ["pending", o["status"]], o["order_id"]
+        expected = ["pending", "reserved", "payment_pending"] if o["status"] == "payment_pending" else ["pending", "rejected"]
+        assert transitions[o["order_id"]] == expected, o["order_id"]
 
 
 async def held_by_order(stack: Stack, sku: str) -> dict[str, int]:

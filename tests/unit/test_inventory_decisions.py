@@ -1,4 +1,4 @@
-"""Inventory decisions (streams/tables/inventory.py): reserve, release and adjust one SKU's stock."""
+"""Inventory decisions (streams/tables/inventory.py): reserve, release, commit and adjust one SKU's stock."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from streams.models import (
     AdjustmentOutcome,
     AdjustStock,
     CancelOrder,
+    CommitStock,
     Money,
     OrderLine,
     PlaceOrder,
@@ -21,6 +22,7 @@ from streams.models import (
     ReserveStock,
     StockAdjusted,
     StockAdjustmentRejected,
+    StockCommitted,
     StockLevel,
     StockReleased,
     StockReservationRejected,
@@ -49,6 +51,10 @@ def reserve_cmd(quantity: int, order: uuid.UUID = ORDER) -> ReserveStock:
 
 def release_cmd(order: uuid.UUID = ORDER) -> ReleaseStock:
     return ReleaseStock(order_id=order, sku=SKU, reason="order cancelled")
+
+
+def commit_cmd(order: uuid.UUID = ORDER) -> CommitStock:
+    return CommitStock(order_id=order, sku=SKU)
 
 
 def adjust_cmd(delta: int, adjustment: uuid.UUID = ADJUSTMENT) -> AdjustStock:
@@ -189,12 +195,13 @@ def test_release_gives_the_held_units_back():
     ],
     ids=["no-state", "no-holds", "other-order-holds"],
 )
-def test_release_for_an_order_without_a_hold_is_a_no_op(decide, state):
+@pytest.mark.parametrize("command", [release_cmd(ORDER), commit_cmd(ORDER)], ids=["release", "commit"])
+def test_release_or_commit_for_an_order_without_a_hold_is_a_no_op(decide, state, command):
     # Given stock where ORDER holds nothing
-    # When ORDER's hold is released
-    decision = decide(state, release_cmd(ORDER))
+    # When ORDER's hold is released, or committed
+    decision = decide(state, command)
 
-    # Then nothing changes and nothing is emitted
+    # Then nothing changes, nothing is given back or sold, and nothing is emitted
     assert decision.events == []
     assert decision.state == state  # a SKU never seen gets no empty row
 
@@ -208,6 +215,51 @@ def test_released_twice_only_the_first_release_counts(decide):
 
     # Then no units are given back a second time
     assert decision.state == released
+    assert decision.events == []
+
+
+# --- commit ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "holds", "expected_on_hand", "expected_holds"),
+    [
+        (5, {ORDER: 2}, 3, {}),
+        (3, {ORDER: 3}, 0, {}),  # the whole stock sold
+        (10, {ORDER: 3, OTHER_ORDER: 4}, 7, {OTHER_ORDER: 4}),  # the other order keeps its hold
+        (10, {OTHER_ORDER: 4, ORDER: 6}, 4, {OTHER_ORDER: 4}),  # ... whichever hold came first
+    ],
+)
+def test_commit_turns_the_orders_hold_into_a_sale(decide, on_hand, holds, expected_on_hand, expected_holds):
+    # Given stock with a hold for the paid order, and maybe another order's
+    state = level(on_hand, holds)
+    available = state.available
+
+    # When the paid order's hold is committed
+    decision = decide(state, commit_cmd(ORDER))
+
+    # Then its units leave on_hand and its hold goes, other holds are untouched, what is available stays the
+    # same, and the sale is told with the new figures
+    assert decision.state == level(expected_on_hand, expected_holds)
+    assert decision.state.available == available
+    assert decision.events == [
+        StockCommitted(
+            order_id=ORDER, sku=SKU, quantity=holds[ORDER], on_hand=expected_on_hand,
+            reserved=sum(expected_holds.values()),
+        )
+    ]
+
+
+@pytest.mark.parametrize("second", [commit_cmd(ORDER), release_cmd(ORDER)], ids=["commit", "release"])
+def test_after_a_commit_the_order_has_nothing_left_to_commit_or_release(decide, second):
+    # Given an order whose 3 held units were committed
+    committed = decide(level(on_hand=10, holds={ORDER: 3, OTHER_ORDER: 2}), commit_cmd(ORDER)).state
+
+    # When the commit is replayed, or a late release arrives
+    decision = decide(committed, second)
+
+    # Then the units are neither sold twice nor given back
+    assert decision.state == committed
     assert decision.events == []
 
 
@@ -352,7 +404,7 @@ def test_first_command_for_a_sku_starts_from_empty_stock_of_that_tenant(decide, 
 
 @pytest.mark.parametrize("seed", range(8))
 def test_random_commands_never_make_available_negative(decide, seed):
-    # Given a fixed-seed random stream of reserves, releases and adjustments over a few orders,
+    # Given a fixed-seed random stream of reserves, releases, commits and adjustments over a few orders,
     # with adjustment ids reused and the SKU occasionally missing from the catalog
     rng = random.Random(seed)
     orders = [uuid.UUID(int=n) for n in range(1, 9)]
@@ -365,8 +417,10 @@ def test_random_commands_never_make_available_negative(decide, seed):
         roll = rng.random()
         if roll < 0.45:
             command = reserve_cmd(rng.randint(-1, 6), rng.choice(orders))
-        elif roll < 0.7:
+        elif roll < 0.6:
             command = release_cmd(rng.choice(orders))
+        elif roll < 0.7:
+            command = commit_cmd(rng.choice(orders))
         else:
             command = adjust_cmd(rng.randint(-10, 10), rng.choice(adjustments))
 
@@ -384,9 +438,13 @@ def test_random_commands_never_make_available_negative(decide, seed):
                 expected_holds[str(event.order_id)] = event.quantity
             elif isinstance(event, StockReleased):
                 assert expected_holds.pop(str(event.order_id)) == event.quantity
+            elif isinstance(event, StockCommitted):
+                assert expected_holds.pop(str(event.order_id)) == event.quantity
+                expected_on_hand -= event.quantity
+                assert (event.on_hand, event.reserved) == (expected_on_hand, sum(expected_holds.values()))
             elif isinstance(event, StockAdjusted):
                 expected_on_hand += event.delta
-        if state is None:  # only a release can meet a SKU never seen, and it creates nothing
+        if state is None:  # only a release or a commit can meet a SKU never seen, and neither creates anything
             assert (expected_on_hand, expected_holds) == (0, {}), f"step {step}: {command!r}"
             continue
         assert (state.on_hand, state.holds) == (expected_on_hand, expected_holds), f"step {step}: {command!r}"
@@ -400,6 +458,7 @@ def test_random_commands_never_make_available_negative(decide, seed):
         "StockReserved",
         "StockReservationRejected",
         "StockReleased",
+        "StockCommitted",
         "StockAdjusted",
         "StockAdjustmentRejected",
     }

@@ -1,8 +1,9 @@
-"""Order decisions (streams/tables/orders.py): the order side of the reservation saga."""
+"""Order decisions (streams/tables/orders.py): the order side of the reservation and payment sagas."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,15 +11,28 @@ import pytest
 from streams.models import (
     AdjustStock,
     CancelOrder,
+    CancelPayment,
+    CapturePayment,
+    CommitStock,
     ExpireOrderHold,
     Money,
     Order,
     OrderLine,
+    OrderPayment,
     OrderStatus,
     OrderStatusChanged,
+    PaymentAuthorized,
+    PaymentCanceled,
+    PaymentCaptured,
+    PaymentFailed,
+    PaymentIntentCreated,
+    PaymentRefunded,
+    PaymentStatus,
     PlaceOrder,
     ProductUpserted,
+    RefundPayment,
     ReleaseStock,
+    RequestPayment,
     ReserveStock,
     StatusEntry,
     StockReleased,
@@ -34,7 +48,11 @@ CUSTOMER = "cust-1"
 TTL = timedelta(minutes=15)
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)  # placed
 T1 = T0 + timedelta(seconds=2)  # reservation results
+T_INTENT = T1 + timedelta(seconds=1)  # PaymentIntentCreated
+T_PAID = T0 + timedelta(minutes=1)  # PaymentAuthorized
+T_CONFIRMED = T0 + timedelta(minutes=2)  # PaymentCaptured
 T2 = T0 + timedelta(minutes=5)  # cancellation
+T_REFUNDED = T0 + timedelta(minutes=10)  # PaymentRefunded
 
 PRICES = {
     "A": Money(amount=250, currency="USD"),
@@ -43,6 +61,11 @@ PRICES = {
     "X": Money(amount=700, currency="EUR"),
 }
 LINES = (("A", 1), ("B", 2), ("C", 3))
+TOTAL = Money(amount=1 * 250 + 2 * 1000 + 3 * 5, currency="USD")  # of LINES
+INTENT = "pi_order7"
+SECRET = "pi_order7_secret_abc"
+CANCELLED_REASON = f"cancelled by {CUSTOMER}"
+EXPIRED_REASON = "hold_expired: the order was not paid in time"
 
 
 def place_cmd(lines=LINES, customer: str = CUSTOMER) -> PlaceOrder:
@@ -80,6 +103,35 @@ def releases(lines, reason: str) -> list[ReleaseStock]:
     return [ReleaseStock(order_id=ORDER_ID, sku=sku, reason=reason) for sku, _ in lines]
 
 
+def void(reason: str) -> list[CancelPayment]:
+    return [CancelPayment(order_id=ORDER_ID, reason=reason)]
+
+
+def intent_created() -> PaymentIntentCreated:
+    return PaymentIntentCreated(order_id=ORDER_ID, intent_id=INTENT, client_secret=SECRET, amount=TOTAL)
+
+
+def authorized() -> PaymentAuthorized:
+    return PaymentAuthorized(order_id=ORDER_ID, intent_id=INTENT, amount=TOTAL)
+
+
+def captured() -> PaymentCaptured:
+    return PaymentCaptured(order_id=ORDER_ID, intent_id=INTENT, amount=TOTAL)
+
+
+def payment_failed(action: str, reason: str = "card_declined") -> PaymentFailed:
+    return PaymentFailed(order_id=ORDER_ID, intent_id=None if action == "create" else INTENT, action=action,
+                         reason=reason)
+
+
+def payment_canceled() -> PaymentCanceled:
+    return PaymentCanceled(order_id=ORDER_ID, intent_id=INTENT, reason="canceled in the Stripe dashboard")
+
+
+def refunded() -> PaymentRefunded:
+    return PaymentRefunded(order_id=ORDER_ID, intent_id=INTENT, amount=TOTAL)
+
+
 def changed(status: str, previous: str | None, lines=LINES, *, reason=None, total=None) -> OrderStatusChanged:
     return OrderStatusChanged(
         order_id=ORDER_ID,
@@ -102,17 +154,39 @@ def decide(make_envelope):
     return run
 
 
+# The happy path and its refund, each step with the event that takes the order there and when.
+PATH = [
+    (OrderStatus.RESERVED, None, T1),  # every line reserved
+    (OrderStatus.PAYMENT_PENDING, intent_created(), T_INTENT),
+    (OrderStatus.PAID, authorized(), T_PAID),
+    (OrderStatus.CONFIRMED, captured(), T_CONFIRMED),
+    (OrderStatus.REFUNDING, cancel_cmd(), T2),
+    (OrderStatus.REFUNDED, refunded(), T_REFUNDED),
+]
+PATH_STATUSES = [status for status, _, _ in PATH]
+
+
 @pytest.fixture
 def order_in(decide):
-    """An order brought to `status` through the real transitions (placed at T0, results at T1)."""
+    """An order brought to `status` through the real transitions (placed at T0, results at T1).
 
-    def build(status: str, lines=LINES) -> Order:
+    A cancelled or expired order is closed once it got to `after` on the path (reserved unless given):
+    cancelled at T2, expired when its hold ends (T1 + TTL).
+    """
+
+    def build(status: str, lines=LINES, *, after: str | None = None) -> Order:
         state = decide(None, place_cmd(lines), T0).state
         if status == OrderStatus.REJECTED:
             state = decide(state, refused_result(*lines[0])).state
         elif status != OrderStatus.PENDING:
-            for line in lines:
-                state = decide(state, reserved_result(*line)).state
+            last = status if status in PATH_STATUSES else after or OrderStatus.RESERVED
+            for step, event, at in PATH[: PATH_STATUSES.index(last) + 1]:
+                if event is None:
+                    for line in lines:
+                        state = decide(state, reserved_result(*line), at).state
+                else:
+                    state = decide(state, event, at).state
+                assert state.status == step, f"the builder did not reach {step}"
             if status == OrderStatus.CANCELLED:
                 state = decide(state, cancel_cmd(), T2).state
             elif status == OrderStatus.EXPIRED:
@@ -123,8 +197,8 @@ def order_in(decide):
     return build
 
 
-TERMINAL = [OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED]
-ALL_STATUSES = [OrderStatus.PENDING, OrderStatus.RESERVED, *TERMINAL]
+TERMINAL = [OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REFUNDED]
+ALL_STATUSES = [OrderStatus.PENDING, *PATH_STATUSES, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED]
 
 
 # --- placing ---------------------------------------------------------------------------------
@@ -207,15 +281,19 @@ def test_all_lines_reserved_makes_the_order_reserved(decide, lines, result_order
         state = decide(state, reserved_result(*lines[index]), T0).state
     decision = decide(state, reserved_result(*lines[result_order[-1]]), T1)
 
-    # Then the order is reserved, totalled at the reserved prices, and held for the TTL
+    # Then the order is reserved, totalled at the reserved prices, held for the TTL, and asks for the payment
     order = decision.state
     total = Money(amount=expected_total, currency="USD")
     assert order.status == "reserved"
     assert order.total == total
     assert order.hold_expires_at == T1 + TTL
+    assert order.payment is None
     assert all(line.reserved and line.unit_price == PRICES[line.sku] for line in order.lines)
     assert order.history[-1] == StatusEntry(status="reserved", at=T1)
-    assert decision.events == [changed("reserved", "pending", lines, total=total)]
+    assert decision.events == [
+        changed("reserved", "pending", lines, total=total),
+        RequestPayment(order_id=ORDER_ID, customer=CUSTOMER, amount=total),
+    ]
 
 
 @pytest.mark.parametrize("reserved_count", [0, 1, 2])
@@ -268,7 +346,7 @@ def test_any_refusal_rejects_and_releases_every_line(decide, order_in, reserved_
     [reserved_result("A", 1), refused_result("A", 1), released_result("A", 1)],
     ids=["reserved", "refused", "released"],
 )
-@pytest.mark.parametrize("status", [OrderStatus.RESERVED, *TERMINAL])
+@pytest.mark.parametrize("status", ALL_STATUSES[1:])
 def test_results_after_the_order_left_pending_change_nothing(decide, order_in, status, result):
     # Given an order no longer pending
     order = order_in(status)
@@ -315,23 +393,32 @@ def test_mixed_currencies_reject_the_order_and_release_every_line(decide):
 # --- cancel and expire -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [OrderStatus.PENDING, OrderStatus.RESERVED])
-def test_cancel_of_an_open_order_cancels_and_releases_every_line(decide, order_in, status):
+@pytest.mark.parametrize(
+    ("status", "voids_the_intent"),
+    [
+        (OrderStatus.PENDING, False),  # no payment asked for yet
+        (OrderStatus.RESERVED, True),  # RequestPayment is on its way
+        (OrderStatus.PAYMENT_PENDING, True),
+        (OrderStatus.PAID, True),  # authorized, not yet captured
+    ],
+)
+def test_cancel_of_an_open_order_cancels_and_releases_every_line(decide, order_in, status, voids_the_intent):
     # Given an open order
     order = order_in(status)
 
     # When the customer cancels it
     decision = decide(order, cancel_cmd(), T2)
 
-    # Then it is cancelled, its hold is dropped and every line is released
+    # Then it is cancelled, its hold is dropped, every line is released and a requested intent is voided
     cancelled = decision.state
     assert cancelled.status == "cancelled"
-    assert cancelled.reason == f"cancelled by {CUSTOMER}"
+    assert cancelled.reason == CANCELLED_REASON
     assert cancelled.hold_expires_at is None
     assert cancelled.history[-1] == StatusEntry(status="cancelled", at=T2)
     assert decision.events == [
-        changed("cancelled", status, reason=cancelled.reason, total=order.total),
-        *releases(LINES, "order cancelled"),
+        changed("cancelled", status, reason=CANCELLED_REASON, total=order.total),
+        *releases(LINES, CANCELLED_REASON),
+        *(void(CANCELLED_REASON) if voids_the_intent else []),
     ]
 
 
@@ -358,24 +445,28 @@ def test_cancel_or_expire_of_a_finished_order_is_a_no_op(decide, order_in, statu
     ],
     ids=["just-before", "exactly-at", "after", "right-away"],
 )
-def test_expire_ends_a_reserved_order_only_once_its_hold_is_over(decide, order_in, at, expires):
-    # Given a reserved order whose hold ends at T1 + TTL
-    order = order_in("reserved")
+@pytest.mark.parametrize("status", [OrderStatus.RESERVED, OrderStatus.PAYMENT_PENDING])
+def test_expire_ends_an_unpaid_order_only_once_its_hold_is_over(decide, order_in, status, at, expires):
+    # Given a reserved order, or one whose intent waits for the customer, with a hold ending at T1 + TTL
+    order = order_in(status)
+    assert order.hold_expires_at == T1 + TTL
 
     # When the hold-expiry timer fires at `at`
     decision = decide(order, expire_cmd(), at)
 
-    # Then the order expires and releases every line only if the hold is over
+    # Then the order expires, releases every line and voids the intent, only if the hold is over
     if not expires:
         assert decision == Decision(order)
         return
     expired = decision.state
     assert expired.status == "expired"
-    assert expired.reason.startswith("hold_expired")
+    assert expired.reason == EXPIRED_REASON
     assert expired.hold_expires_at is None
+    assert expired.history[-1] == StatusEntry(status="expired", at=at)
     assert decision.events == [
-        changed("expired", "reserved", reason=expired.reason, total=order.total),
-        *releases(LINES, "hold expired"),
+        changed("expired", status, reason=EXPIRED_REASON, total=order.total),
+        *releases(LINES, EXPIRED_REASON),
+        *void(EXPIRED_REASON),
     ]
 
 
@@ -390,24 +481,238 @@ def test_expire_of_a_pending_order_is_a_no_op(decide, order_in):
     assert decision == Decision(order)
 
 
+# --- payment: every payment event, cancel and expiry from every status ----------------------------
+
+T_EVENT = T1 + 2 * TTL  # after any hold, so that an expiry applies wherever it can
+PAYMENT_FAILED_REASON = "payment_failed: card_declined"
+STRIPE_CANCELED_REASON = "payment_canceled: canceled in the Stripe dashboard"
+KEEP = "as it was"
+
+EVENTS = {
+    "created": intent_created(),
+    "authorized": authorized(),
+    "captured": captured(),
+    "failed-create": payment_failed("create"),
+    "failed-authorize": payment_failed("authorize"),
+    "failed-capture": payment_failed("capture"),
+    "failed-cancel": payment_failed("cancel"),
+    "failed-refund": payment_failed("refund"),
+    "canceled": payment_canceled(),
+    "refunded": refunded(),
+    "cancel": cancel_cmd(),
+    "expire": expire_cmd(),
+}
+# Every status an order is stored in (payment_failed never is: the same decision cancels the order),
+# as (status, the status on the path it was closed from).
+STATES = {
+    **{status: (status, None) for status in [OrderStatus.PENDING, *PATH_STATUSES, OrderStatus.REJECTED]},
+    "cancelled": (OrderStatus.CANCELLED, OrderStatus.RESERVED),  # before its intent existed
+    "cancelled-when-paid": (OrderStatus.CANCELLED, OrderStatus.PAID),
+    "expired": (OrderStatus.EXPIRED, OrderStatus.RESERVED),
+    "expired-when-payment-pending": (OrderStatus.EXPIRED, OrderStatus.PAYMENT_PENDING),
+}
+
+
+@dataclass(frozen=True)
+class Moves:
+    """What one event does to an order: the statuses it enters (each one a history entry at the event's time
+    and an OrderStatusChanged), what it then asks of other contexts, its reason and its payment afterwards."""
+
+    to: tuple[str, ...] = ()
+    asks: tuple[str, ...] = ()
+    reason: str = KEEP
+    payment: str | OrderPayment = KEEP  # the payment status (if the order has a payment), or the new payment
+
+
+NO_CHANGE = Moves()
+OPEN_WITH_INTENT = [OrderStatus.RESERVED, OrderStatus.PAYMENT_PENDING, OrderStatus.PAID]
+UNPAID = [OrderStatus.RESERVED, OrderStatus.PAYMENT_PENDING]
+FAILS = Moves(
+    to=(OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED), asks=("release",), reason=PAYMENT_FAILED_REASON,
+    payment=PaymentStatus.FAILED,
+)
+TRANSITIONS = {
+    ("reserved", "created"): Moves(
+        to=(OrderStatus.PAYMENT_PENDING,),
+        payment=OrderPayment(intent_id=INTENT, client_secret=SECRET, status=PaymentStatus.AWAITING_PAYMENT),
+    ),
+    **{(s, "authorized"): Moves(to=(OrderStatus.PAID,), asks=("capture",), payment=PaymentStatus.AUTHORIZED)
+       for s in UNPAID},
+    **{(s, "captured"): Moves(to=(OrderStatus.CONFIRMED,), asks=("commit",), payment=PaymentStatus.CAPTURED)
+       for s in OPEN_WITH_INTENT},
+    **{(s, "failed-create"): FAILS for s in OPEN_WITH_INTENT},
+    **{(s, "failed-authorize"): FAILS for s in OPEN_WITH_INTENT},
+    # Only a failed capture leaves an authorized intent, holding the customer's money, to void.
+    **{(s, "failed-capture"): replace(FAILS, asks=("release", "void")) for s in OPEN_WITH_INTENT},
+    ("refunding", "failed-refund"): Moves(to=(OrderStatus.CONFIRMED,), reason="refund_failed: card_declined"),
+    **{(s, "canceled"): Moves(to=(OrderStatus.CANCELLED,), asks=("release",), reason=STRIPE_CANCELED_REASON,
+                              payment=PaymentStatus.CANCELED) for s in OPEN_WITH_INTENT},
+    # The order's own void coming back: only the payment it shows changes.
+    ("cancelled-when-paid", "canceled"): Moves(payment=PaymentStatus.CANCELED),
+    ("expired-when-payment-pending", "canceled"): Moves(payment=PaymentStatus.CANCELED),
+    **{(s, "refunded"): Moves(to=(OrderStatus.REFUNDED,), asks=("restock",), payment=PaymentStatus.REFUNDED)
+       for s in (OrderStatus.CONFIRMED, OrderStatus.REFUNDING)},
+    ("pending", "cancel"): Moves(to=(OrderStatus.CANCELLED,), asks=("release",), reason=CANCELLED_REASON),
+    **{(s, "cancel"): Moves(to=(OrderStatus.CANCELLED,), asks=("release", "void"), reason=CANCELLED_REASON)
+       for s in OPEN_WITH_INTENT},
+    ("confirmed", "cancel"): Moves(to=(OrderStatus.REFUNDING,), asks=("refund",), reason=CANCELLED_REASON),
+    **{(s, "expire"): Moves(to=(OrderStatus.EXPIRED,), asks=("release", "void"), reason=EXPIRED_REASON)
+       for s in UNPAID},
+}
+
+
+def restock() -> list[AdjustStock]:
+    """The refund's AdjustStock per line: its id is fixed by the order and the SKU, so a replay repeats it."""
+    return [
+        AdjustStock(adjustment_id=uuid.uuid5(ORDER_ID, f"refund:{sku}"), sku=sku, delta=qty,
+                    reason=f"order {ORDER_ID} refunded")
+        for sku, qty in LINES
+    ]
+
+
+def expected_events(before: Order, moves: Moves, reason: str | None) -> list:
+    statuses = [before.status, *moves.to]
+    asks = {
+        "capture": lambda: [CapturePayment(order_id=ORDER_ID)],
+        "commit": lambda: [CommitStock(order_id=ORDER_ID, sku=sku) for sku, _ in LINES],
+        "release": lambda: releases(LINES, reason),
+        "void": lambda: void(reason),
+        "refund": lambda: [RefundPayment(order_id=ORDER_ID, reason=reason)],
+        "restock": restock,
+    }
+    return [
+        *(changed(new, old, reason=reason, total=before.total) for old, new in zip(statuses, statuses[1:])),
+        *(event for ask in moves.asks for event in asks[ask]()),
+    ]
+
+
+def expected_payment(before: OrderPayment | None, moves: Moves) -> OrderPayment | None:
+    if isinstance(moves.payment, OrderPayment):
+        return moves.payment
+    if moves.payment == KEEP or before is None:
+        return before
+    return before.model_copy(update={"status": moves.payment})
+
+
+@pytest.mark.parametrize(
+    ("state", "event"),
+    [
+        pytest.param(state, event, id=f"{state}-{event}")
+        for state in STATES
+        for event in EVENTS
+    ],
+)
+def test_every_event_from_every_status(decide, order_in, state, event):
+    # Given an order in `state`
+    status, after = STATES[state]
+    order = order_in(status, after=after)
+    moves = TRANSITIONS.get((state, event), NO_CHANGE)
+
+    # When a payment event, a cancel or a hold expiry arrives (late enough for any hold to be over)
+    decision = decide(order, EVENTS[event], T_EVENT)
+
+    # Then the order enters exactly the table's statuses, in its history and each one announced, with the
+    # table's reason; it asks for what the table says; it keeps its intent and secret, and its hold only
+    # while it is unpaid; anything the table does not list changes nothing and emits nothing
+    reason = order.reason if moves.reason == KEEP else moves.reason
+    final = moves.to[-1] if moves.to else order.status
+    assert decision.state == order.model_copy(update={
+        "status": final,
+        "history": (*order.history, *(StatusEntry(status=s, at=T_EVENT) for s in moves.to)),
+        "reason": reason,
+        "hold_expires_at": T1 + TTL if final in UNPAID else None,
+        "payment": expected_payment(order.payment, moves),
+    })
+    assert decision.events == expected_events(order, moves, reason)
+
+
+def test_the_table_lists_only_states_and_events_that_exist():
+    # Given the transition table above
+    # When its keys are checked against the states and events the table test runs
+    # Then a typo cannot silently turn a transition into an expected no-change
+    assert {state for state, _ in TRANSITIONS} <= set(STATES)
+    assert {event for _, event in TRANSITIONS} <= set(EVENTS)
+
+
+@pytest.mark.parametrize(
+    ("status", "payment_status"),
+    [
+        (OrderStatus.PAYMENT_PENDING, PaymentStatus.AWAITING_PAYMENT),
+        (OrderStatus.PAID, PaymentStatus.AUTHORIZED),
+        (OrderStatus.CONFIRMED, PaymentStatus.CAPTURED),
+        (OrderStatus.REFUNDING, PaymentStatus.CAPTURED),  # the refund is asked for, not done
+        (OrderStatus.REFUNDED, PaymentStatus.REFUNDED),
+    ],
+)
+def test_the_order_shows_its_intent_status_and_keeps_the_client_secret(order_in, status, payment_status):
+    # Given an order taken along the payment path
+    # When it reaches `status`
+    order = order_in(status)
+
+    # Then it shows the intent's status, still with the secret the customer pays with, and no hold once paid
+    assert order.payment == OrderPayment(intent_id=INTENT, client_secret=SECRET, status=payment_status)
+    assert order.hold_expires_at == (T1 + TTL if status == OrderStatus.PAYMENT_PENDING else None)
+
+
+def test_refund_restock_ids_are_fixed_by_order_and_sku(decide, order_in):
+    # Given a refunding order, and the same order under another id
+    order = order_in(OrderStatus.REFUNDING)
+    other_id = uuid.UUID(int=8)
+    other = order.model_copy(update={"order_id": other_id})
+
+    # When its refund is decided twice (a replay: another time, another envelope) and the other order's once
+    first = decide(order, refunded(), T_REFUNDED).events[1:]
+    again = decide(order, refunded(), T_EVENT).events[1:]
+    elsewhere = decide(other, PaymentRefunded(order_id=other_id, intent_id=INTENT, amount=TOTAL)).events[1:]
+
+    # Then the replay repeats the same adjustment ids (inventory applies them once), every SKU has its own,
+    # and another order's refund never reuses them (it would be dropped as a repeat)
+    ids = [event.adjustment_id for event in first]
+    assert again == first
+    assert len(set(ids)) == len(LINES)
+    assert [event.sku for event in elsewhere] == [sku for sku, _ in LINES]
+    assert not {event.adjustment_id for event in elsewhere} & set(ids)
+
+
 # --- history ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("status", "expected"),
+    ("status", "after", "expected"),
     [
-        ("pending", [("pending", T0)]),
-        ("rejected", [("pending", T0), ("rejected", T1)]),
-        ("reserved", [("pending", T0), ("reserved", T1)]),
-        ("cancelled", [("pending", T0), ("reserved", T1), ("cancelled", T2)]),
-        ("expired", [("pending", T0), ("reserved", T1), ("expired", T1 + TTL)]),
+        ("pending", None, [("pending", T0)]),
+        ("rejected", None, [("pending", T0), ("rejected", T1)]),
+        ("reserved", None, [("pending", T0), ("reserved", T1)]),
+        ("cancelled", "reserved", [("pending", T0), ("reserved", T1), ("cancelled", T2)]),
+        ("expired", "reserved", [("pending", T0), ("reserved", T1), ("expired", T1 + TTL)]),
+        ("payment_pending", None, [("pending", T0), ("reserved", T1), ("payment_pending", T_INTENT)]),
+        ("paid", None, [("pending", T0), ("reserved", T1), ("payment_pending", T_INTENT), ("paid", T_PAID)]),
+        (
+            "cancelled",
+            "paid",
+            [("pending", T0), ("reserved", T1), ("payment_pending", T_INTENT), ("paid", T_PAID), ("cancelled", T2)],
+        ),
+        (
+            "expired",
+            "payment_pending",
+            [("pending", T0), ("reserved", T1), ("payment_pending", T_INTENT), ("expired", T1 + TTL)],
+        ),
+        (
+            "refunded",
+            None,
+            [
+                ("pending", T0), ("reserved", T1), ("payment_pending", T_INTENT), ("paid", T_PAID),
+                ("confirmed", T_CONFIRMED), ("refunding", T2), ("refunded", T_REFUNDED),
+            ],
+        ),
     ],
 )
-def test_history_records_each_status_with_its_time(order_in, status, expected):
+def test_history_records_each_status_with_its_time(order_in, status, after, expected):
     # Given an order brought through its transitions at known times
     # When its history is read
     # Then it lists each status it went through, when it got there
-    assert order_in(status).history == tuple(StatusEntry(status=s, at=at) for s, at in expected)
+    order = order_in(status, after=after)
+    assert order.history == tuple(StatusEntry(status=s, at=at) for s, at in expected)
 
 
 # --- unknown orders and foreign events ---------------------------------------------------------
@@ -415,7 +720,10 @@ def test_history_records_each_status_with_its_time(order_in, status, expected):
 
 @pytest.mark.parametrize(
     "payload",
-    [reserved_result("A", 1), refused_result("A", 1), released_result("A", 1), cancel_cmd(), expire_cmd()],
+    [
+        reserved_result("A", 1), refused_result("A", 1), released_result("A", 1), cancel_cmd(), expire_cmd(),
+        *(EVENTS[name] for name in ["created", "authorized", "captured", "failed-capture", "canceled", "refunded"]),
+    ],
     ids=lambda payload: type(payload).__name__,
 )
 def test_results_and_commands_for_an_unknown_order_carry_nothing(decide, payload):
@@ -434,6 +742,12 @@ def test_results_and_commands_for_an_unknown_order_carry_nothing(decide, payload
         ProductUpserted(sku="A", name="Mug", price=PRICES["A"]),
         AdjustStock(adjustment_id=uuid.UUID(int=9), sku="A", delta=1, reason="count"),
         changed("pending", None),
+        # the payment commands the orders agent writes, and inventory's commit
+        RequestPayment(order_id=ORDER_ID, customer=CUSTOMER, amount=TOTAL),
+        CapturePayment(order_id=ORDER_ID),
+        CancelPayment(order_id=ORDER_ID, reason="r"),
+        RefundPayment(order_id=ORDER_ID, reason="r"),
+        CommitStock(order_id=ORDER_ID, sku="A"),
     ],
     ids=lambda payload: type(payload).__name__,
 )

@@ -17,8 +17,10 @@ EXPECTED_TOPIC = {
     "AdjustStock": "inventory.commands",
     "ReserveStock": "inventory.commands",
     "ReleaseStock": "inventory.commands",
+    "CommitStock": "inventory.commands",
     "StockAdjusted": "inventory.stock-changes",
     "StockAdjustmentRejected": "inventory.stock-changes",
+    "StockCommitted": "inventory.stock-changes",
     "StockReserved": "inventory.reservations",
     "StockReservationRejected": "inventory.reservations",
     "StockReleased": "inventory.reservations",
@@ -26,6 +28,17 @@ EXPECTED_TOPIC = {
     "CancelOrder": "orders.commands",
     "ExpireOrderHold": "orders.commands",
     "OrderStatusChanged": "orders.events",
+    "RequestPayment": "payments.commands",
+    "CapturePayment": "payments.commands",
+    "CancelPayment": "payments.commands",
+    "RefundPayment": "payments.commands",
+    "StripeEventReceived": "payments.webhooks",
+    "PaymentIntentCreated": "payments.events",
+    "PaymentAuthorized": "payments.events",
+    "PaymentCaptured": "payments.events",
+    "PaymentFailed": "payments.events",
+    "PaymentCanceled": "payments.events",
+    "PaymentRefunded": "payments.events",
 }
 SKU_TOPICS = {"catalog.products", "inventory.commands", "inventory.stock-changes"}
 
@@ -109,6 +122,12 @@ def test_declared_names_list_each_topic_and_each_dead_letter_twin_under_the_name
         "it-1.orders.commands",
         "it-1.orders.commands.dlq",
         "it-1.orders.events",
+        "it-1.payments.commands",
+        "it-1.payments.commands.dlq",
+        "it-1.payments.webhooks",
+        "it-1.payments.webhooks.dlq",
+        "it-1.payments.events",
+        "it-1.payments.events.dlq",
     ]
 
 

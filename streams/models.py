@@ -8,6 +8,7 @@ occurred_at (UTC) and a payload whose model is chosen by `type`. Commands are na
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -38,6 +39,22 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Analytics:
+    """How Druid sees a field (see `streams/analytics.py`): a dimension to group and filter by, a
+    metric summed at ingestion (`longSum`), or a nested model whose own marked fields are taken."""
+
+    role: Literal["dimension", "sum", "expand"]
+    # For "expand": what the nested columns' names start with; by default the field's name and "_".
+    prefix: str | None = None
+
+
+DIMENSION = Analytics("dimension")
+SUM = Analytics("sum")
+EXPAND = Analytics("expand")
+EXPAND_AS_IS = Analytics("expand", prefix="")  # a payment's `amount: Money` gives `amount` and `currency`
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -45,8 +62,8 @@ class Frozen(BaseModel):
 class Money(Frozen):
     """An amount in integer minor units (cents) of an ISO 4217 currency."""
 
-    amount: int = Field(ge=0)
-    currency: CurrencyCode
+    amount: Annotated[int, SUM] = Field(ge=0)
+    currency: Annotated[CurrencyCode, DIMENSION]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,8 +105,8 @@ class ReleaseStock(Payload):
 
 class StockAdjusted(Payload):
     adjustment_id: uuid.UUID
-    sku: Identifier
-    delta: int
+    sku: Annotated[Identifier, DIMENSION]
+    delta: Annotated[int, SUM]
     reason: str
     on_hand: int
     reserved: int
@@ -97,29 +114,29 @@ class StockAdjusted(Payload):
 
 class StockAdjustmentRejected(Payload):
     adjustment_id: uuid.UUID
-    sku: Identifier
+    sku: Annotated[Identifier, DIMENSION]
     delta: int
     reason: str
 
 
 class StockReserved(Payload):
     order_id: uuid.UUID
-    sku: Identifier
-    quantity: int
+    sku: Annotated[Identifier, DIMENSION]
+    quantity: Annotated[int, SUM]
     unit_price: Money
 
 
 class StockReservationRejected(Payload):
     order_id: uuid.UUID
-    sku: Identifier
-    quantity: int
+    sku: Annotated[Identifier, DIMENSION]
+    quantity: Annotated[int, SUM]
     reason: str
 
 
 class StockReleased(Payload):
     order_id: uuid.UUID
-    sku: Identifier
-    quantity: int
+    sku: Annotated[Identifier, DIMENSION]
+    quantity: Annotated[int, SUM]
     reason: str
 
 
@@ -150,11 +167,11 @@ class OrderStatusChanged(Payload):
 
     order_id: uuid.UUID
     customer: str
-    status: str
-    previous_status: str | None
+    status: Annotated[str, DIMENSION]
+    previous_status: Annotated[str | None, DIMENSION]
     reason: str | None = None
-    total: Money | None = None
-    item_count: int = 0
+    total: Annotated[Money | None, EXPAND] = None
+    item_count: Annotated[int, SUM] = 0
 
 
 class CommitStock(Payload):
@@ -166,8 +183,8 @@ class CommitStock(Payload):
 
 class StockCommitted(Payload):
     order_id: uuid.UUID
-    sku: Identifier
-    quantity: int
+    sku: Annotated[Identifier, DIMENSION]
+    quantity: Annotated[int, SUM]
     on_hand: int
     reserved: int
 
@@ -210,19 +227,19 @@ class PaymentIntentCreated(Payload):
     order_id: uuid.UUID
     intent_id: str
     client_secret: str | None
-    amount: Money
+    amount: Annotated[Money, EXPAND_AS_IS]
 
 
 class PaymentAuthorized(Payload):
     order_id: uuid.UUID
     intent_id: str
-    amount: Money
+    amount: Annotated[Money, EXPAND_AS_IS]
 
 
 class PaymentCaptured(Payload):
     order_id: uuid.UUID
     intent_id: str
-    amount: Money
+    amount: Annotated[Money, EXPAND_AS_IS]
 
 
 class PaymentFailed(Payload):
@@ -230,7 +247,7 @@ class PaymentFailed(Payload):
 
     order_id: uuid.UUID
     intent_id: str | None
-    action: str
+    action: Annotated[str, DIMENSION]
     reason: str
 
 
@@ -243,7 +260,7 @@ class PaymentCanceled(Payload):
 class PaymentRefunded(Payload):
     order_id: uuid.UUID
     intent_id: str
-    amount: Money
+    amount: Annotated[Money, EXPAND_AS_IS]
 
 
 class DeadLetter(Payload):

@@ -43,6 +43,8 @@ class TopicSpec:
     consumed: bool = True  # consumed by an agent, hence has a dead-letter topic
     cleanup_policy: str = "delete"
     retention_ms: int = 7 * DAY_MS
+    # The Druid datasource that ingests this topic (streams/analytics.py), if analysts query it.
+    datasource: str | None = None
 
     @property
     def dead_letter_name(self) -> str:
@@ -76,6 +78,7 @@ INVENTORY_STOCK_CHANGES = TopicSpec(
     readers="Druid, data science",
     key_of=_by_sku,
     consumed=False,
+    datasource="inventory_stock_changes",
 )
 INVENTORY_RESERVATIONS = TopicSpec(
     name="inventory.reservations",
@@ -84,6 +87,7 @@ INVENTORY_RESERVATIONS = TopicSpec(
     writers="inventory agent",
     readers="orders agent, Druid",
     key_of=_by_order,
+    datasource="inventory_reservations",
 )
 ORDERS_COMMANDS = TopicSpec(
     name="orders.commands",
@@ -101,6 +105,7 @@ ORDERS_EVENTS = TopicSpec(
     readers="Druid, data science, webhooks",
     key_of=_by_order,
     consumed=False,
+    datasource="orders_events",
 )
 
 PAYMENTS_COMMANDS = TopicSpec(
@@ -129,6 +134,7 @@ PAYMENTS_EVENTS = TopicSpec(
     writers="payments agent",
     readers="orders agent, Druid, data science",
     key_of=_by_order,
+    datasource="payments_events",
 )
 
 ALL: tuple[TopicSpec, ...] = (

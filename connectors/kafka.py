@@ -48,9 +48,8 @@ def wait_for_broker(bootstrap: str, timeout: float = 120.0) -> None:
             time.sleep(0.5)
 
 
-def ensure_topics(settings: Settings) -> None:
-    """Create the registry's topics if missing; refuse a topic whose partition count differs."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+def registry_topics(settings: Settings) -> dict[str, NewTopic]:
+    """Every topic of the registry (and dead-letter twin) under the settings' namespace."""
     wanted: dict[str, NewTopic] = {}
     for spec in topics.ALL:
         config = {"cleanup.policy": spec.cleanup_policy, "retention.ms": str(spec.retention_ms)}
@@ -58,6 +57,17 @@ def ensure_topics(settings: Settings) -> None:
         for name in names:
             full = topics.full_name(settings.topic_namespace, name)
             wanted[full] = NewTopic(full, settings.topic_partitions, 1, config=config)
+    return wanted
+
+
+def changelog_topics(settings: Settings, names: list[str]) -> dict[str, NewTopic]:
+    """Compacted changelog topics of tables, partitioned like the topics that feed them."""
+    return {name: NewTopic(name, settings.topic_partitions, 1, config={"cleanup.policy": "compact"}) for name in names}
+
+
+def ensure_topics(settings: Settings, wanted: dict[str, NewTopic]) -> None:
+    """Create the topics if missing; refuse a topic whose partition count differs."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     existing = admin.list_topics(timeout=10).topics
     for name, new in wanted.items():
         if name in existing and len(existing[name].partitions) != settings.topic_partitions:
@@ -79,11 +89,14 @@ def ensure_topics(settings: Settings) -> None:
                 raise
 
 
-def prepare_cluster(settings: Settings) -> None:
-    """What every process does first: wait for Kafka, then make sure the registry's topics exist."""
+def prepare_cluster(settings: Settings, changelogs: list[str] | None = None) -> None:
+    """What every process does first: wait for Kafka, then make sure the registry's topics (and
+    the given tables' changelogs) exist."""
     wait_for_broker(settings.bootstrap_servers)
+    wanted = registry_topics(settings)
+    wanted.update(changelog_topics(settings, changelogs or []))
     try:
-        ensure_topics(settings)
+        ensure_topics(settings, wanted)
     except TopicMismatch as exc:
         raise SystemExit(str(exc)) from None
 

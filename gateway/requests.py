@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from streams.models import Frozen, Identifier, Money
+from streams.models import Frozen, Identifier, Money, UtcDatetime, utc_now
 
 
 class ProductRequest(Frozen):
@@ -41,3 +41,24 @@ class OrderRequest(Frozen):
         if duplicates:
             raise ValueError(f"each SKU may appear on one line only: {', '.join(duplicates)}")
         return lines
+
+
+class CampaignRequest(Frozen):
+    campaign_id: Identifier | None = None
+    sku: Identifier
+    group_price: Money
+    target_quantity: int = Field(ge=1, le=1_000_000)
+    max_quantity: int = Field(ge=1, le=1_000_000)
+    ends_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _sensible(self) -> CampaignRequest:
+        if self.target_quantity > self.max_quantity:
+            raise ValueError("target_quantity must not exceed max_quantity")
+        if self.ends_at <= utc_now():
+            raise ValueError("ends_at must be in the future")
+        return self
+
+
+class PledgeRequest(Frozen):
+    quantity: int = Field(ge=1, le=10_000)

@@ -40,10 +40,13 @@ def discard_state_after_unclean_stop(data_dir: Path) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load()
-    prepare_cluster(settings)
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
     discard_state_after_unclean_stop(settings.worker_data_dir)
-    from streams.app import app  # imported after the topics exist: agents subscribe at start
+    from streams.app import app  # builds the app; nothing subscribes before app.main()
+
+    # The tables' changelogs too: Faust declares them while the tables start, and a first write
+    # that beats the declaration finds a topic "with 0 partitions" and crashes its agent.
+    prepare_cluster(settings, changelogs=[table.changelog_topic.get_topic_name() for table in app.tables.values()])
 
     sys.argv = [sys.argv[0], "worker", "-l", "info"]
     try:

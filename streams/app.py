@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.stripe import StripePayments
-from streams.agents import catalog, inventory, orders, payments
+from streams.agents import campaigns, catalog, inventory, orders, payments
 from streams.settings import load
 from streams.worker import Worker
 
@@ -14,3 +14,4 @@ _products = catalog.register(worker)
 inventory.register(worker, _products)
 orders.register(worker)
 payments.register(worker, StripePayments.from_settings(worker.settings))
+campaigns.register(worker)

@@ -95,6 +95,9 @@ class ReserveStock(Payload):
     order_id: uuid.UUID
     sku: Identifier
     quantity: int
+    # An order of a group-buying campaign takes its units from the campaign's hold, at the group price.
+    campaign: str | None = None
+    unit_price: Money | None = None
 
 
 class ReleaseStock(Payload):
@@ -151,6 +154,9 @@ class PlaceOrder(Payload):
     lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=100)
     # Hash of the request body, so that an Idempotency-Key replay with another body is told apart.
     request_hash: str
+    # Set on the orders a succeeded campaign places for its pledges (see ReserveStock).
+    campaign: str | None = None
+    unit_price: Money | None = None
 
 
 class CancelOrder(Payload):
@@ -187,6 +193,125 @@ class StockCommitted(Payload):
     quantity: Annotated[int, SUM]
     on_hand: int
     reserved: int
+
+
+# Group-buying campaigns, keyed "<tenant>/<campaign_id>". A campaign holds its max_quantity of a
+# SKU while open; at its deadline it places an order per pledge (drawing on that hold) or fails.
+
+
+class OpenCampaign(Payload):
+    campaign_id: Identifier
+    sku: Identifier
+    group_price: Money
+    target_quantity: int = Field(ge=1)
+    max_quantity: int = Field(ge=1)
+    ends_at: UtcDatetime
+    opened_by: str
+
+
+class PledgeToCampaign(Payload):
+    campaign_id: Identifier
+    pledge_id: uuid.UUID
+    customer: str = Field(min_length=1, max_length=200)
+    quantity: int
+
+
+class WithdrawPledge(Payload):
+    campaign_id: Identifier
+    pledge_id: uuid.UUID
+    customer: str = Field(min_length=1, max_length=200)
+
+
+class CloseCampaign(Payload):
+    campaign_id: Identifier
+
+
+class HoldForCampaign(Payload):
+    campaign_id: Identifier
+    sku: Identifier
+    quantity: int
+
+
+class ReleaseCampaignHold(Payload):
+    """Keep `keep` units of the campaign's hold for its pledge orders (0 when it failed), give back
+    the rest. Absolute, so it gives the same result before, between or after the orders' draws."""
+
+    campaign_id: Identifier
+    sku: Identifier
+    keep: int
+
+
+class CampaignStockHeld(Payload):
+    campaign_id: Identifier
+    sku: Identifier
+    quantity: int
+
+
+class CampaignStockRefused(Payload):
+    campaign_id: Identifier
+    sku: Identifier
+    reason: str
+
+
+class CampaignOpened(Payload):
+    campaign_id: Identifier
+    sku: Annotated[Identifier, DIMENSION]
+    group_price: Money
+    target_quantity: int
+    max_quantity: int
+    ends_at: UtcDatetime
+
+
+class CampaignRejected(Payload):
+    campaign_id: Identifier
+    sku: Annotated[Identifier, DIMENSION]
+    reason: str
+
+
+class PledgeAccepted(Payload):
+    campaign_id: Identifier
+    sku: Annotated[Identifier, DIMENSION]
+    customer: str
+    quantity: Annotated[int, SUM]
+    # The change in pledged units (a pledge replaced by a smaller one is negative).
+    delta: Annotated[int, SUM]
+    replaced: Annotated[bool, DIMENSION]
+
+
+class PledgeRejected(Payload):
+    campaign_id: Identifier
+    sku: Annotated[Identifier, DIMENSION]
+    customer: str
+    quantity: int
+    reason: str
+
+
+class PledgeWithdrawn(Payload):
+    campaign_id: Identifier
+    sku: Annotated[Identifier, DIMENSION]
+    customer: str
+    delta: Annotated[int, SUM]
+
+
+class CampaignTipped(Payload):
+    campaign_id: Identifier
+    sku: Annotated[Identifier, DIMENSION]
+    pledged_quantity: int
+
+
+class CampaignSucceeded(Payload):
+    campaign_id: Identifier
+    sku: Annotated[Identifier, DIMENSION]
+    pledged_quantity: Annotated[int, SUM]
+    participants: int
+    orders: int
+
+
+class CampaignFailed(Payload):
+    campaign_id: Identifier
+    sku: Annotated[Identifier, DIMENSION]
+    pledged_quantity: int
+    reason: str
 
 
 # Payments. The orders agent asks (commands), the payments agent talks to Stripe and tells (events);
@@ -360,6 +485,10 @@ class StockLevel(Frozen):
     # The latest adjustment outcomes by adjustment id: makes AdjustStock idempotent and lets the
     # gateway tell the caller whether a write-off was applied.
     recent_adjustments: dict[str, AdjustmentOutcome] = Field(default_factory=dict)
+    # Campaigns that held this SKU, newest last (bounded): `GET /v1/campaigns?sku=` lists them.
+    campaigns: tuple[str, ...] = ()
+    # Units the orders of a campaign drew from its hold, while its ReleaseCampaignHold is to come.
+    campaign_draws: dict[str, int] = Field(default_factory=dict)
 
     @property
     def reserved(self) -> int:
@@ -368,6 +497,44 @@ class StockLevel(Frozen):
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+
+class CampaignStatus:
+    OPENING = "opening"  # waiting for the campaign's units to be held
+    OPEN = "open"
+    TIPPED = "tipped"  # target reached, still open
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class PledgeResult(Frozen):
+    """The verdict on a customer's latest pledge or withdrawal, for them to read back."""
+
+    pledge_id: uuid.UUID
+    accepted: bool
+    quantity: int
+    reason: str | None = None
+
+
+class Campaign(Frozen):
+    campaign_id: Identifier
+    tenant: Identifier
+    sku: Identifier
+    group_price: Money
+    target_quantity: int
+    max_quantity: int
+    ends_at: UtcDatetime
+    status: str
+    opened_by: str
+    pledges: dict[str, int] = Field(default_factory=dict)  # customer -> units
+    results: dict[str, PledgeResult] = Field(default_factory=dict)  # customer -> latest verdict
+    orders: dict[str, uuid.UUID] = Field(default_factory=dict)  # customer -> order, once succeeded
+    reason: str | None = None
+
+    @property
+    def pledged_quantity(self) -> int:
+        return sum(self.pledges.values())
 
 
 class OrderStatus:

@@ -32,6 +32,14 @@ def _by_order(event: m.Envelope) -> bytes:
     return order_key(event.payload.order_id)  # type: ignore[attr-defined]
 
 
+def campaign_key(tenant: str, campaign_id: str) -> bytes:
+    return f"{tenant}/{campaign_id}".encode()
+
+
+def _by_campaign(event: m.Envelope) -> bytes:
+    return campaign_key(event.tenant, event.payload.campaign_id)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -65,8 +73,9 @@ CATALOG_PRODUCTS = TopicSpec(
 INVENTORY_COMMANDS = TopicSpec(
     name="inventory.commands",
     key="<tenant>/<sku>",
-    payloads=(m.AdjustStock, m.ReserveStock, m.ReleaseStock, m.CommitStock),
-    writers="gateway (AdjustStock), orders agent (ReserveStock, ReleaseStock, CommitStock, AdjustStock of refunds)",
+    payloads=(m.AdjustStock, m.ReserveStock, m.ReleaseStock, m.CommitStock, m.HoldForCampaign, m.ReleaseCampaignHold),
+    writers="gateway (AdjustStock), orders agent (ReserveStock, ReleaseStock, CommitStock, AdjustStock of refunds), "
+    "campaigns agent (HoldForCampaign, ReleaseCampaignHold)",
     readers="inventory agent",
     key_of=_by_sku,
 )
@@ -137,6 +146,36 @@ PAYMENTS_EVENTS = TopicSpec(
     datasource="payments_events",
 )
 
+CAMPAIGNS_COMMANDS = TopicSpec(
+    name="campaigns.commands",
+    key="<tenant>/<campaign_id>",
+    payloads=(m.OpenCampaign, m.PledgeToCampaign, m.WithdrawPledge, m.CloseCampaign),
+    writers="gateway (OpenCampaign, PledgeToCampaign, WithdrawPledge), deadline timer (CloseCampaign)",
+    readers="campaigns agent",
+    key_of=_by_campaign,
+)
+INVENTORY_CAMPAIGN_HOLDS = TopicSpec(
+    name="inventory.campaign-holds",
+    key="<tenant>/<campaign_id>",
+    payloads=(m.CampaignStockHeld, m.CampaignStockRefused),
+    writers="inventory agent",
+    readers="campaigns agent",
+    key_of=_by_campaign,
+)
+CAMPAIGNS_EVENTS = TopicSpec(
+    name="campaigns.events",
+    key="<tenant>/<campaign_id>",
+    payloads=(
+        m.CampaignOpened, m.CampaignRejected, m.PledgeAccepted, m.PledgeRejected, m.PledgeWithdrawn,
+        m.CampaignTipped, m.CampaignSucceeded, m.CampaignFailed,
+    ),
+    writers="campaigns agent",
+    readers="Druid (the campaign funnel), data science",
+    key_of=_by_campaign,
+    consumed=False,
+    datasource="campaigns_events",
+)
+
 ALL: tuple[TopicSpec, ...] = (
     CATALOG_PRODUCTS,
     INVENTORY_COMMANDS,
@@ -147,6 +186,9 @@ ALL: tuple[TopicSpec, ...] = (
     PAYMENTS_COMMANDS,
     PAYMENTS_WEBHOOKS,
     PAYMENTS_EVENTS,
+    CAMPAIGNS_COMMANDS,
+    INVENTORY_CAMPAIGN_HOLDS,
+    CAMPAIGNS_EVENTS,
 )
 
 _BY_PAYLOAD: dict[type[m.Payload], TopicSpec] = {p: spec for spec in ALL for p in spec.payloads}

@@ -8,15 +8,21 @@ owns the key's partition, and `GET /fc/ready` for readiness.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import faust
 
 from streams import eos
+from streams.models import Envelope, utc_now
 from streams.processing import StateTable, TopicBinder, Watchers
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+State = TypeVar("State")
 
 MAX_LONG_POLL_SECONDS = 30.0
 RECHECK_SECONDS = 0.5
@@ -44,7 +50,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         # A SIGKILLed worker's partitions move after this long, not after Faust's default minute.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
-        # Topics are created by `connectors.kafka.ensure_topics` with the registry's settings.
+        # Topics and changelogs are created beforehand by `connectors.kafka.prepare_cluster`.
         topic_allow_declare=True,
         broker_commit_interval=settings.commit_interval_seconds,
         producer_linger=0.005,
@@ -72,6 +78,37 @@ class Worker:
             key_type=bytes,
             value_type=bytes,
         )
+
+    def deadlines(self, name: str, states: StateTable[State], due_at: Callable[[State], datetime | None],
+                  ask: Callable[[bytes, State], Envelope]) -> Callable[[bytes, State | None], None]:
+        """A changelogged table of key -> due time beside `states`, and a timer that asks for each due key.
+
+        Returns the hook that keeps a key's due time in step with its stored state (`on_stored`).
+        The timer runs on every worker over the partitions it owns; it only asks (`ask` builds a
+        command for the agent, which decides), so a timer that fires twice, or on a worker that
+        just lost the partition, changes nothing. Due times live in a table: a restart or a
+        rebalance never loses one.
+        """
+        due_times = self.table(name)
+
+        def track(key: bytes, state: State | None) -> None:
+            due = None if state is None else due_at(state)
+            if due is not None:
+                due_times[key] = due.isoformat().encode()
+            elif key in due_times:
+                del due_times[key]
+
+        @self.app.timer(interval=self.settings.expiry_scan_interval_seconds, name=f"fire-due-{name}")
+        async def fire_due() -> None:
+            now = utc_now()
+            for key, due in list(due_times.items()):
+                state = states.get(key) if datetime.fromisoformat(due.decode()) <= now else None
+                if state is not None:
+                    command = ask(key, state)
+                    log.info("%s: %s is due; asking with %s", name, key.decode(), command.type)
+                    await self.binder.send(command)
+
+        return track
 
     def serve_state(self, table: StateTable[Any], render: Callable[[Any], dict[str, Any]] | None = None) -> None:
         """Serve a table's values by key.

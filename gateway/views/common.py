@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from gateway.errors import ApiError
+from gateway.workers import WorkerReads
 
 Body = TypeVar("Body", bound=BaseModel)
 MAX_WAIT_SECONDS = 30.0
+# How long a write waits for its agent's verdict before answering "pending", and how often it
+# looks: the verdict is usually there within two commit intervals.
+VERDICT_WAIT_SECONDS = 5.0
+VERDICT_POLL_SECONDS = 0.05
 
 
 async def parse_body(request: web.Request, model: type[Body]) -> Body:
@@ -30,3 +38,17 @@ def long_poll(request: web.Request) -> tuple[float, str | None]:
     if not 0 <= wait <= MAX_WAIT_SECONDS:
         raise ApiError(422, "invalid_query", f"wait must be between 0 and {MAX_WAIT_SECONDS:.0f} seconds")
     return wait, request.query.get("known")
+
+
+async def await_verdict(reads: WorkerReads, table: str, key: str,
+                        verdict_in: Callable[[dict[str, Any]], Any]) -> tuple[dict[str, Any], Any] | None:
+    """Read `table[key]` until `verdict_in(state)` finds the agent's verdict on a write just made;
+    None when it has not come within VERDICT_WAIT_SECONDS (the write stands, the answer is "pending")."""
+    deadline = time.monotonic() + VERDICT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        state = await reads.state(table, key, wait=VERDICT_POLL_SECONDS)
+        verdict = None if state is None else verdict_in(state)
+        if verdict is not None:
+            return state, verdict  # type: ignore[return-value]
+        await asyncio.sleep(VERDICT_POLL_SECONDS)
+    return None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -13,14 +11,10 @@ from gateway.auth import principal
 from gateway.errors import ApiError, not_found
 from gateway.requests import AdjustmentRequest
 from gateway.services import services
-from gateway.views.common import parse_body
+from gateway.views.common import await_verdict, parse_body
 from streams.models import AdjustStock, Envelope
 from streams.topics import sku_key
 
-# How long an adjustment request waits for the inventory agent's verdict before answering
-# "pending", and how often it looks: the verdict is usually there within two commit intervals.
-VERDICT_WAIT_SECONDS = 5.0
-VERDICT_POLL_SECONDS = 0.05
 REFUSAL_STATUS = {"unknown_sku": 404, "insufficient_stock": 409}
 
 
@@ -38,18 +32,17 @@ async def adjust_stock(request: web.Request) -> web.Response:
     command = AdjustStock(adjustment_id=adjustment_id, sku=sku, delta=body.delta, reason=body.reason)
     await found.writer.write(Envelope.new(who.tenant, command))
     key = sku_key(who.tenant, sku).decode()
-    deadline = time.monotonic() + VERDICT_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        stock = await found.reads.state("inventory", key, wait=VERDICT_POLL_SECONDS)
-        outcome = (stock or {}).get("recent_adjustments", {}).get(str(adjustment_id))
-        if outcome is not None and stock is not None:
-            if not outcome["applied"]:
-                code, _, message = outcome["reason"].partition(": ")
-                raise ApiError(REFUSAL_STATUS.get(code, 409), code, message or code, {"adjustment_id": str(adjustment_id)})
-            return web.json_response({"adjustment_id": str(adjustment_id), "status": "applied", **_stock_view(stock)},
-                                     status=202)
-        await asyncio.sleep(VERDICT_POLL_SECONDS)
-    return web.json_response({"adjustment_id": str(adjustment_id), "status": "pending", "sku": sku}, status=202)
+    found_verdict = await await_verdict(
+        found.reads, "inventory", key, lambda stock: stock.get("recent_adjustments", {}).get(str(adjustment_id))
+    )
+    if found_verdict is None:
+        return web.json_response({"adjustment_id": str(adjustment_id), "status": "pending", "sku": sku}, status=202)
+    stock, outcome = found_verdict
+    if not outcome["applied"]:
+        code, _, message = outcome["reason"].partition(": ")
+        raise ApiError(REFUSAL_STATUS.get(code, 409), code, message or code, {"adjustment_id": str(adjustment_id)})
+    return web.json_response({"adjustment_id": str(adjustment_id), "status": "applied", **_stock_view(stock)},
+                             status=202)
 
 
 async def get_stock(request: web.Request) -> web.Response:

@@ -25,6 +25,7 @@ def render(level: StockLevel) -> dict[str, Any]:
         "reserved": level.reserved,
         "available": level.available,
         "holds": level.holds,
+        "campaigns": list(level.campaigns),
         "recent_adjustments": {key: o.model_dump() for key, o in level.recent_adjustments.items()},
     }
 

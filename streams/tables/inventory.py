@@ -12,9 +12,14 @@ from datetime import datetime
 from streams.models import (
     AdjustmentOutcome,
     AdjustStock,
+    CampaignStockHeld,
+    CampaignStockRefused,
     CommitStock,
     Envelope,
+    HoldForCampaign,
+    Money,
     Product,
+    ReleaseCampaignHold,
     ReleaseStock,
     ReserveStock,
     StockAdjusted,
@@ -28,6 +33,12 @@ from streams.models import (
 from streams.tables.decision import Decision, UnhandledEvent
 
 REMEMBERED_ADJUSTMENTS = 100
+REMEMBERED_CAMPAIGNS = 100
+
+
+def campaign_hold(campaign_id: str) -> str:
+    """The key of a campaign's hold among the order holds (order ids are UUIDs, never this)."""
+    return f"campaign:{campaign_id}"
 
 
 def _empty(event: Envelope, sku: str) -> StockLevel:
@@ -73,6 +84,8 @@ def reserve(state: StockLevel, command: ReserveStock, product: Product | None) -
         return _refuse(state, command, "unknown_sku: the SKU is not in the catalog")
     if command.quantity < 1:
         return _refuse(state, command, "invalid_quantity: a quantity must be at least 1")
+    if command.campaign is not None:
+        return _draw_from_campaign(state, command, command.campaign, command.unit_price or product.price)
     if state.available < command.quantity:
         return _refuse(
             state, command, f"insufficient_stock: {state.available} available, {command.quantity} requested"
@@ -82,6 +95,65 @@ def reserve(state: StockLevel, command: ReserveStock, product: Product | None) -
         order_id=command.order_id, sku=command.sku, quantity=command.quantity, unit_price=product.price
     )
     return Decision(new_state, [reserved])
+
+
+def _draw_from_campaign(state: StockLevel, command: ReserveStock, campaign_id: str, price: Money) -> Decision[StockLevel]:
+    """Move a pledge order's units from its campaign's hold to the order's own hold."""
+    key = campaign_hold(campaign_id)
+    left = state.holds.get(key, 0)
+    if left < command.quantity:
+        return _refuse(state, command, f"campaign_hold_short: campaign {campaign_id} holds {left} units")
+    holds = {**state.holds, str(command.order_id): command.quantity}
+    if left == command.quantity:
+        del holds[key]
+    else:
+        holds[key] = left - command.quantity
+    draws = dict(state.campaign_draws)
+    if campaign_id in draws:
+        draws[campaign_id] += command.quantity
+    new_state = state.model_copy(update={"holds": holds, "campaign_draws": draws})
+    reserved = StockReserved(order_id=command.order_id, sku=command.sku, quantity=command.quantity, unit_price=price)
+    return Decision(new_state, [reserved])
+
+
+def hold_for_campaign(state: StockLevel, command: HoldForCampaign, product: Product | None) -> Decision[StockLevel]:
+    key = campaign_hold(command.campaign_id)
+    # A campaign is held once: a replay after its release (no hold, no draws left) must not hold it again.
+    if key in state.holds or command.campaign_id in state.campaign_draws or command.campaign_id in state.campaigns:
+        return Decision(state)
+    reason = None
+    if product is None:
+        reason = "unknown_sku: the SKU is not in the catalog"
+    elif command.quantity < 1:
+        reason = "invalid_quantity: a campaign must hold at least 1 unit"
+    elif state.available < command.quantity:
+        reason = f"insufficient_stock: {state.available} available, {command.quantity} needed for max_quantity"
+    if reason is not None:
+        return Decision(state, [CampaignStockRefused(campaign_id=command.campaign_id, sku=command.sku, reason=reason)])
+    campaigns = (*[c for c in state.campaigns if c != command.campaign_id][-(REMEMBERED_CAMPAIGNS - 1):],
+                 command.campaign_id)
+    new_state = state.model_copy(update={
+        "holds": {**state.holds, key: command.quantity},
+        "campaign_draws": {**state.campaign_draws, command.campaign_id: 0},
+        "campaigns": campaigns,
+    })
+    held = CampaignStockHeld(campaign_id=command.campaign_id, sku=command.sku, quantity=command.quantity)
+    return Decision(new_state, [held])
+
+
+def release_campaign_hold(state: StockLevel, command: ReleaseCampaignHold) -> Decision[StockLevel]:
+    """Keep what the campaign's pledge orders have not drawn yet; applied once (a replay finds no draws)."""
+    if command.campaign_id not in state.campaign_draws:
+        return Decision(state)
+    draws = dict(state.campaign_draws)
+    still_to_draw = command.keep - draws.pop(command.campaign_id)
+    holds = dict(state.holds)
+    key = campaign_hold(command.campaign_id)
+    if still_to_draw > 0:
+        holds[key] = still_to_draw
+    else:
+        holds.pop(key, None)
+    return Decision(state.model_copy(update={"holds": holds, "campaign_draws": draws}))
 
 
 def _refuse(state: StockLevel, command: ReserveStock, reason: str) -> Decision[StockLevel]:
@@ -129,4 +201,8 @@ def decide(
         return Decision(state) if state is None else release(state, payload)  # type: ignore[return-value]
     if isinstance(payload, CommitStock):
         return Decision(state) if state is None else commit(state, payload)  # type: ignore[return-value]
+    if isinstance(payload, HoldForCampaign):
+        return hold_for_campaign(state or _empty(event, payload.sku), payload, product)
+    if isinstance(payload, ReleaseCampaignHold):
+        return Decision(state) if state is None else release_campaign_hold(state, payload)  # type: ignore[return-value]
     raise UnhandledEvent(f"inventory does not handle {event.type}")

@@ -115,7 +115,9 @@ def place(event: Envelope, command: PlaceOrder, now: datetime) -> Decision[Order
         rejected, changed = _transition(order, OrderStatus.REJECTED, now, reason=problem)
         return Decision(rejected, [placed, changed])
     reserves: list[Payload] = [
-        ReserveStock(order_id=order.order_id, sku=line.sku, quantity=line.quantity) for line in lines
+        ReserveStock(order_id=order.order_id, sku=line.sku, quantity=line.quantity, campaign=command.campaign,
+                     unit_price=command.unit_price)
+        for line in lines
     ]
     return Decision(order, [placed, *reserves])
 

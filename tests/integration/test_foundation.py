@@ -172,7 +172,7 @@ async def test_a_second_worker_takes_over_and_serves_after_the_first_stops(api: 
 
 
 def test_a_topic_with_another_partition_count_is_refused_with_advice(stack: Stack) -> None:
-    from connectors.kafka import TopicMismatch, ensure_topics
+    from connectors.kafka import TopicMismatch, ensure_topics, registry_topics
     from streams.settings import Settings
 
     # Given a namespace whose catalog topic was created with 3 partitions
@@ -183,4 +183,4 @@ def test_a_topic_with_another_partition_count_is_refused_with_advice(stack: Stac
     settings = Settings(external_bootstrap=stack.bootstrap, topic_namespace=namespace, topic_partitions=8)
     # Then it refuses, naming the topic and what to do
     with pytest.raises(TopicMismatch, match=r"has 3 partitions but the project expects 8.*FC_TOPIC_PARTITIONS"):
-        ensure_topics(settings)
+        ensure_topics(settings, registry_topics(settings))

@@ -60,7 +60,12 @@ def sample_payloads() -> dict[str, m.Payload]:
     """One valid instance of every payload type, by type name (the envelope `type`)."""
     order_id = uuid.UUID(int=42)
     adjustment_id = uuid.UUID(int=43)
+    pledge_id = uuid.UUID(int=44)
     price = m.Money(amount=1250, currency="USD")
+    group_price = m.Money(amount=990, currency="USD")
+    ends_at = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
+    # Campaign payloads name both a campaign and its SKU: which of the two keys them is what routing decides.
+    campaign = {"campaign_id": "camp-7", "sku": "SKU-1"}
     samples: list[m.Payload] = [
         m.ProductUpserted(sku="SKU-1", name="Mug", price=price),
         m.AdjustStock(adjustment_id=adjustment_id, sku="SKU-1", delta=-2, reason="damaged"),
@@ -101,6 +106,23 @@ def sample_payloads() -> dict[str, m.Payload]:
         m.PaymentFailed(order_id=order_id, intent_id="pi_1", action="authorize", reason="card declined"),
         m.PaymentCanceled(order_id=order_id, intent_id="pi_1", reason="order cancelled"),
         m.PaymentRefunded(order_id=order_id, intent_id="pi_1", amount=price),
+        m.OpenCampaign(**campaign, group_price=group_price, target_quantity=5, max_quantity=20, ends_at=ends_at,
+                       opened_by="vendor-1"),
+        m.PledgeToCampaign(campaign_id="camp-7", pledge_id=pledge_id, customer="cust-1", quantity=2),
+        m.WithdrawPledge(campaign_id="camp-7", pledge_id=pledge_id, customer="cust-1"),
+        m.CloseCampaign(campaign_id="camp-7"),
+        m.HoldForCampaign(**campaign, quantity=20),
+        m.ReleaseCampaignHold(**campaign, keep=5),
+        m.CampaignStockHeld(**campaign, quantity=20),
+        m.CampaignStockRefused(**campaign, reason="insufficient_stock"),
+        m.CampaignOpened(**campaign, group_price=group_price, target_quantity=5, max_quantity=20, ends_at=ends_at),
+        m.CampaignRejected(**campaign, reason="ends_in_the_past"),
+        m.PledgeAccepted(**campaign, customer="cust-1", quantity=3, delta=1, replaced=True),
+        m.PledgeRejected(**campaign, customer="cust-1", quantity=30, reason="max_quantity_reached"),
+        m.PledgeWithdrawn(**campaign, customer="cust-1", delta=-3),
+        m.CampaignTipped(**campaign, pledged_quantity=5),
+        m.CampaignSucceeded(**campaign, pledged_quantity=6, participants=2, orders=2),
+        m.CampaignFailed(**campaign, pledged_quantity=4, reason="target_not_reached"),
         m.DeadLetter(
             source_topic="inventory.commands",
             source_partition=3,

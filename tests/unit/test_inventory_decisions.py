@@ -1,7 +1,9 @@
-"""Inventory decisions (streams/tables/inventory.py): reserve, release, commit and adjust one SKU's stock."""
+"""Inventory decisions (streams/tables/inventory.py): reserve, release, commit and adjust one SKU's stock, and
+hold it for group-buying campaigns."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections.abc import Mapping
@@ -12,12 +14,16 @@ import pytest
 from streams.models import (
     AdjustmentOutcome,
     AdjustStock,
+    CampaignStockHeld,
+    CampaignStockRefused,
     CancelOrder,
     CommitStock,
+    HoldForCampaign,
     Money,
     OrderLine,
     PlaceOrder,
     ProductUpserted,
+    ReleaseCampaignHold,
     ReleaseStock,
     ReserveStock,
     StockAdjusted,
@@ -37,9 +43,12 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ORDER = uuid.UUID(int=1)
 OTHER_ORDER = uuid.UUID(int=2)
 ADJUSTMENT = uuid.UUID(int=100)
+CAMPAIGN = "spring-mugs"
+CAMPAIGN_HOLD = inventory.campaign_hold(CAMPAIGN)  # the campaign's key among the holds
+GROUP_PRICE = Money(amount=399, currency="EUR")  # below the catalog's 499
 
 
-def level(on_hand: int = 0, holds: Mapping[uuid.UUID, int] | None = None) -> StockLevel:
+def level(on_hand: int = 0, holds: Mapping[uuid.UUID | str, int] | None = None) -> StockLevel:
     return StockLevel(
         tenant=TENANT, sku=SKU, on_hand=on_hand, holds={str(order): qty for order, qty in (holds or {}).items()}
     )
@@ -59,6 +68,19 @@ def commit_cmd(order: uuid.UUID = ORDER) -> CommitStock:
 
 def adjust_cmd(delta: int, adjustment: uuid.UUID = ADJUSTMENT) -> AdjustStock:
     return AdjustStock(adjustment_id=adjustment, sku=SKU, delta=delta, reason="cycle count")
+
+
+def hold_cmd(quantity: int, campaign: str = CAMPAIGN) -> HoldForCampaign:
+    return HoldForCampaign(campaign_id=campaign, sku=SKU, quantity=quantity)
+
+
+def release_hold_cmd(keep: int, campaign: str = CAMPAIGN) -> ReleaseCampaignHold:
+    return ReleaseCampaignHold(campaign_id=campaign, sku=SKU, keep=keep)
+
+
+def draw_cmd(quantity: int, order: uuid.UUID = ORDER, unit_price: Money | None = GROUP_PRICE) -> ReserveStock:
+    """The reservation of a campaign's pledge order: its units come from the campaign's hold."""
+    return ReserveStock(order_id=order, sku=SKU, quantity=quantity, campaign=CAMPAIGN, unit_price=unit_price)
 
 
 @pytest.fixture
@@ -363,6 +385,293 @@ def test_recent_adjustments_keep_only_the_latest(decide, count):
     assert list(state.recent_adjustments) == [str(i) for i in ids[-inventory.REMEMBERED_ADJUSTMENTS:]]
 
 
+# --- campaign holds --------------------------------------------------------------------------
+
+
+def run_all(decide, state: StockLevel, commands) -> StockLevel:
+    for command in commands:
+        state = decide(state, command).state
+    return state
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "held_by_others", "quantity"),
+    [
+        (10, 0, 10),  # exactly what is available
+        (10, 3, 7),  # other orders' holds leave exactly enough
+        (10, 0, 1),
+        (100, 40, 25),
+    ],
+)
+def test_a_campaign_hold_is_granted_when_available_covers_it(decide, on_hand, held_by_others, quantity):
+    # Given stock of which `held_by_others` units are held by an order
+    state = level(on_hand, {OTHER_ORDER: held_by_others} if held_by_others else {})
+
+    # When a campaign asks for its max_quantity to be held
+    decision = decide(state, hold_cmd(quantity))
+
+    # Then the units are held under the campaign's key, nothing is drawn yet, the SKU lists the campaign,
+    # and the campaign is told
+    assert decision.state == state.model_copy(update={
+        "holds": {**state.holds, CAMPAIGN_HOLD: quantity}, "campaign_draws": {CAMPAIGN: 0}, "campaigns": (CAMPAIGN,),
+    })
+    assert decision.state.available == on_hand - held_by_others - quantity
+    assert decision.events == [CampaignStockHeld(campaign_id=CAMPAIGN, sku=SKU, quantity=quantity)]
+
+
+@pytest.mark.parametrize(
+    ("known", "on_hand", "held_by_others", "quantity", "reason_prefix"),
+    [
+        (False, 50, 0, 5, "unknown_sku"),
+        (True, 10, 3, 8, "insufficient_stock: 7 available, 8 needed"),
+        (True, 0, 0, 1, "insufficient_stock: 0 available"),
+        (True, 10, 10, 1, "insufficient_stock: 0 available"),
+        (True, 50, 0, 0, "invalid_quantity"),
+        (True, 50, 0, -2, "invalid_quantity"),
+    ],
+    ids=["unknown-sku", "short", "empty", "all-held", "zero", "negative"],
+)
+def test_a_campaign_hold_is_refused_with_a_reason(decide, known, on_hand, held_by_others, quantity, reason_prefix):
+    # Given stock of which `held_by_others` units are held by an order
+    state = level(on_hand, {OTHER_ORDER: held_by_others} if held_by_others else {})
+
+    # When a campaign asks for more than is available, a quantity below 1, or names an unknown SKU
+    decision = decide(state, hold_cmd(quantity), known=known)
+
+    # Then nothing is held or listed, and the campaign is told why
+    assert decision.state == state
+    [refusal] = decision.events
+    assert isinstance(refusal, CampaignStockRefused)
+    assert (refusal.campaign_id, refusal.sku) == (CAMPAIGN, SKU)
+    assert refusal.reason.startswith(reason_prefix)
+
+
+@pytest.mark.parametrize("replayed_quantity", [6, 1, 500], ids=["same", "smaller", "more-than-on-hand"])
+@pytest.mark.parametrize(
+    "since",
+    [
+        [],
+        [draw_cmd(2)],
+        [draw_cmd(6)],  # the whole hold drawn: no campaign key left among the holds
+        [release_hold_cmd(0)],  # the campaign failed: its units are back
+        [draw_cmd(2), release_hold_cmd(2)],  # it succeeded
+        [release_hold_cmd(4), draw_cmd(4)],
+    ],
+    ids=["held", "partly-drawn", "fully-drawn", "released", "drawn-then-released", "released-then-drawn"],
+)
+def test_a_replayed_campaign_hold_is_a_no_op(decide, since, replayed_quantity):
+    # Given a campaign that held 6 of 20 units, and what happened to its hold since
+    state = run_all(decide, level(on_hand=20), [hold_cmd(6), *since])
+
+    # When its HoldForCampaign is delivered again (reprocessing after a stall or a crash)
+    decision = decide(state, hold_cmd(replayed_quantity))
+
+    # Then no unit is held again and nothing is told: the campaign already has its answer
+    assert decision.state == state
+    assert decision.events == []
+
+
+@pytest.mark.parametrize(
+    "count",
+    [1, inventory.REMEMBERED_CAMPAIGNS, inventory.REMEMBERED_CAMPAIGNS + 1, 2 * inventory.REMEMBERED_CAMPAIGNS + 7],
+)
+def test_campaigns_of_a_sku_are_listed_once_newest_last_and_bounded(decide, count):
+    # Given `count` campaigns holding this SKU one after another, some closed at once, each followed by a
+    # replay of a recent campaign's hold and by a campaign that is refused
+    ids = [f"camp-{n}" for n in range(count)]
+    state = level(on_hand=10_000)
+    for n, campaign_id in enumerate(ids):
+        state = decide(state, hold_cmd(2, campaign_id)).state
+        if n % 3 == 0:
+            state = decide(state, release_hold_cmd(0, campaign_id)).state
+        state = decide(state, hold_cmd(2, ids[max(0, n - 5)])).state
+        state = decide(state, hold_cmd(10_001, f"refused-{n}")).state
+
+    # Then the SKU lists the latest REMEMBERED_CAMPAIGNS that held it, each once, oldest first
+    assert state.campaigns == tuple(ids[-inventory.REMEMBERED_CAMPAIGNS:])
+    # ... and holds 2 units for each campaign still open
+    assert state.reserved == 2 * sum(1 for n in range(count) if n % 3)
+
+
+@pytest.mark.parametrize(
+    ("campaign_units", "quantity", "left"),
+    [
+        (6, 2, 4),
+        (6, 6, None),  # the whole hold: the campaign's key goes
+        (1, 1, None),
+    ],
+)
+def test_a_pledge_order_draws_its_units_from_the_campaigns_hold_at_the_group_price(
+    decide, campaign_units, quantity, left
+):
+    # Given a campaign holding `campaign_units` and another order holding the rest: nothing else is available
+    state = decide(level(campaign_units + 4, {OTHER_ORDER: 4}), hold_cmd(campaign_units)).state
+    assert state.available == 0
+
+    # When a pledge order of the campaign reserves its units, at the group price
+    decision = decide(state, draw_cmd(quantity))
+
+    # Then its units move from the campaign's hold to the order's own hold (what is available stays the same),
+    # the draw is counted for the release to come, and the order is told the group price
+    assert decision.state == state.model_copy(update={
+        "holds": {str(OTHER_ORDER): 4, str(ORDER): quantity, **({CAMPAIGN_HOLD: left} if left else {})},
+        "campaign_draws": {CAMPAIGN: quantity},
+    })
+    assert decision.state.available == 0
+    assert decision.events == [StockReserved(order_id=ORDER, sku=SKU, quantity=quantity, unit_price=GROUP_PRICE)]
+
+
+def test_a_pledge_order_without_a_unit_price_pays_the_catalog_price(decide, product):
+    # Given a campaign holding 6 units
+    state = decide(level(on_hand=10), hold_cmd(6)).state
+
+    # When a campaign order without a unit price reserves
+    decision = decide(state, draw_cmd(2, unit_price=None))
+
+    # Then it still draws on the campaign's hold, at the catalog price
+    assert decision.state.holds == {CAMPAIGN_HOLD: 4, str(ORDER): 2}
+    assert decision.events == [StockReserved(order_id=ORDER, sku=SKU, quantity=2, unit_price=product.price)]
+
+
+@pytest.mark.parametrize(
+    ("before", "quantity", "campaign_units"),
+    [
+        ([hold_cmd(2)], 3, 2),
+        ([hold_cmd(6), draw_cmd(6, OTHER_ORDER)], 1, 0),  # all drawn by another pledge order
+        ([], 1, 0),  # no such campaign here
+        ([hold_cmd(6), release_hold_cmd(0)], 1, 0),  # the campaign failed and gave its units back
+        ([hold_cmd(6), release_hold_cmd(2)], 3, 2),  # more than was kept for the pledges
+    ],
+    ids=["short", "all-drawn", "no-campaign", "released", "beyond-keep"],
+)
+def test_a_draw_the_campaigns_hold_cannot_cover_is_refused(decide, before, quantity, campaign_units):
+    # Given plenty of stock, and a campaign hold smaller than the pledge order
+    state = run_all(decide, level(on_hand=50), before)
+
+    # When the pledge order reserves
+    decision = decide(state, draw_cmd(quantity))
+
+    # Then it is refused, not served from the SKU's other units, and the reason says what the campaign holds
+    assert decision.state == state
+    assert decision.events == [
+        StockReservationRejected(order_id=ORDER, sku=SKU, quantity=quantity,
+                                 reason=f"campaign_hold_short: campaign {CAMPAIGN} holds {campaign_units} units")
+    ]
+
+
+PLEDGE_ORDERS = [(uuid.UUID(int=11), 2), (uuid.UUID(int=12), 3), (uuid.UUID(int=13), 1)]  # 6 units pledged
+RELEASE_AND_DRAWS = [release_hold_cmd(6), *(draw_cmd(quantity, order) for order, quantity in PLEDGE_ORDERS)]
+
+
+@pytest.mark.parametrize(
+    "arrival",
+    list(itertools.permutations(range(len(RELEASE_AND_DRAWS)))),
+    ids=lambda arrival: "-".join("release" if i == 0 else f"draw{i}" for i in arrival),
+)
+def test_a_release_gives_the_same_stock_whenever_it_arrives_among_the_draws(decide, arrival):
+    # Given a campaign holding 10 of 15 units (another order holds 2), which succeeded with 2 + 3 + 1 units pledged
+    start = decide(level(on_hand=15, holds={OTHER_ORDER: 2}), hold_cmd(10)).state
+
+    # When its release (keep 6) and its three pledge orders' draws reach the SKU in any order
+    state = start
+    for i in arrival:
+        decision = decide(state, RELEASE_AND_DRAWS[i])
+        state = decision.state
+        # (every draw is served, and the release is silent)
+        assert [type(event) for event in decision.events] == ([StockReserved] if i else [])
+
+    # Then the stock ends the same: only the orders' holds, no campaign hold or draw count left, the 4 unpledged
+    # units available again
+    assert state == start.model_copy(update={
+        "holds": {str(OTHER_ORDER): 2, **{str(order): quantity for order, quantity in PLEDGE_ORDERS}},
+        "campaign_draws": {},
+    })
+    assert state.available == 15 - 2 - 6
+    # ... and no further pledge order can draw on the campaign
+    assert decide(state, draw_cmd(1, uuid.UUID(int=14))).events[0].reason.startswith("campaign_hold_short")
+
+
+@pytest.mark.parametrize("others", [{}, {OTHER_ORDER: 3}], ids=["alone", "other-order"])
+def test_a_release_keeping_nothing_gives_the_whole_hold_back(decide, others):
+    # Given a campaign holding 8 of 12 units
+    start = level(on_hand=12, holds=others)
+    held = decide(start, hold_cmd(8)).state
+
+    # When the campaign fails (keep 0)
+    decision = decide(held, release_hold_cmd(0))
+
+    # Then every unit of its hold is available again, still listed as a campaign of the SKU
+    assert decision.state == held.model_copy(update={"holds": start.holds, "campaign_draws": {}})
+    assert decision.state.available == start.available
+    assert decision.events == []
+
+
+@pytest.mark.parametrize(
+    ("keep", "draws_before", "draws_after"),
+    [
+        (0, [], []),
+        (6, [], []),
+        (6, [draw_cmd(2)], []),
+        (6, [], [draw_cmd(2)]),  # a replay after a draw must not restore the drawn units
+        (6, [draw_cmd(2)], [draw_cmd(4, OTHER_ORDER)]),
+    ],
+)
+def test_a_replayed_release_is_a_no_op(decide, keep, draws_before, draws_after):
+    # Given a campaign holding 10 of 20 units, released (keeping `keep`) among its orders' draws
+    state = run_all(decide, level(on_hand=20), [hold_cmd(10), *draws_before, release_hold_cmd(keep), *draws_after])
+
+    # When the release is delivered again
+    decision = decide(state, release_hold_cmd(keep))
+
+    # Then nothing is given back or kept a second time
+    assert decision.state == state
+    assert decision.events == []
+
+
+@pytest.mark.parametrize(
+    "state",
+    [None, level(on_hand=10), level(on_hand=10, holds={inventory.campaign_hold("other"): 4, OTHER_ORDER: 2})],
+    ids=["no-state", "no-holds", "other-holds"],
+)
+def test_a_release_for_a_campaign_without_a_hold_is_a_no_op(decide, state):
+    # Given stock where the campaign holds nothing
+    # When its release arrives
+    decision = decide(state, release_hold_cmd(0))
+
+    # Then nothing changes (a SKU never seen gets no empty row)
+    assert decision.state == state
+    assert decision.events == []
+
+
+@pytest.mark.parametrize(
+    ("command", "outcome", "reason_prefix"),
+    [
+        (reserve_cmd(2), StockReserved, None),
+        (reserve_cmd(3), StockReservationRejected, "insufficient_stock: 2 available"),
+        (hold_cmd(2, "other"), CampaignStockHeld, None),
+        (hold_cmd(3, "other"), CampaignStockRefused, "insufficient_stock: 2 available"),
+        (adjust_cmd(-2), StockAdjusted, None),
+        (adjust_cmd(-3), StockAdjustmentRejected, "insufficient_stock: 8 units are held"),
+    ],
+    ids=["order-fits", "order-short", "campaign-fits", "campaign-short", "write-off-fits", "write-off-too-much"],
+)
+def test_a_campaigns_hold_is_not_available_to_anyone_else(decide, command, outcome, reason_prefix):
+    # Given 10 units of which a campaign holds 8
+    state = decide(level(on_hand=10), hold_cmd(8)).state
+    assert (state.reserved, state.available) == (8, 2)
+
+    # When an ordinary order, another campaign or a write-off wants units
+    decision = decide(state, command)
+
+    # Then only the 2 units the campaign does not hold can go, and the campaign keeps its 8
+    [event] = decision.events
+    assert type(event) is outcome
+    if reason_prefix is not None:
+        assert event.reason.startswith(reason_prefix)
+    assert decision.state.holds[CAMPAIGN_HOLD] == 8
+    assert decision.state.available >= 0
+
+
 # --- dispatch --------------------------------------------------------------------------------
 
 
@@ -386,7 +695,9 @@ def test_events_inventory_does_not_handle_raise_unhandled_event(decide, state, p
 
 
 @pytest.mark.parametrize(
-    ("command", "expected_on_hand"), [(reserve_cmd(1), 0), (adjust_cmd(3), 3)], ids=["reserve", "adjust"]
+    ("command", "expected_on_hand"),
+    [(reserve_cmd(1), 0), (adjust_cmd(3), 3), (hold_cmd(1), 0)],
+    ids=["reserve", "adjust", "campaign-hold"],
 )
 def test_first_command_for_a_sku_starts_from_empty_stock_of_that_tenant(decide, command, expected_on_hand):
     # Given a SKU without stored stock

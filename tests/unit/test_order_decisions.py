@@ -221,6 +221,22 @@ def test_place_emits_pending_and_one_reserve_per_line(decide, lines):
     ]
 
 
+def test_a_campaign_order_asks_for_its_units_from_the_campaign_at_the_group_price(decide):
+    # Given no order yet
+    group_price = Money(amount=200, currency="USD")
+    command = place_cmd((("A", 3),)).model_copy(update={"campaign": "spring-mugs", "unit_price": group_price})
+
+    # When a succeeded campaign places the order of a pledge
+    decision = decide(None, command, T0)
+
+    # Then its reservation names the campaign and the group price, so the SKU's owner draws on the campaign's hold
+    assert decision.state.status == "pending"
+    assert decision.events == [
+        changed("pending", None, (("A", 3),)),
+        ReserveStock(order_id=ORDER_ID, sku="A", quantity=3, campaign="spring-mugs", unit_price=group_price),
+    ]
+
+
 @pytest.mark.parametrize(
     ("lines", "reason_prefix"),
     [

@@ -39,8 +39,35 @@ EXPECTED_TOPIC = {
     "PaymentFailed": "payments.events",
     "PaymentCanceled": "payments.events",
     "PaymentRefunded": "payments.events",
+    "HoldForCampaign": "inventory.commands",
+    "ReleaseCampaignHold": "inventory.commands",
+    "OpenCampaign": "campaigns.commands",
+    "PledgeToCampaign": "campaigns.commands",
+    "WithdrawPledge": "campaigns.commands",
+    "CloseCampaign": "campaigns.commands",
+    "CampaignStockHeld": "inventory.campaign-holds",
+    "CampaignStockRefused": "inventory.campaign-holds",
+    "CampaignOpened": "campaigns.events",
+    "CampaignRejected": "campaigns.events",
+    "PledgeAccepted": "campaigns.events",
+    "PledgeRejected": "campaigns.events",
+    "PledgeWithdrawn": "campaigns.events",
+    "CampaignTipped": "campaigns.events",
+    "CampaignSucceeded": "campaigns.events",
+    "CampaignFailed": "campaigns.events",
 }
+# The three key families, with the key each topic's sample event (tenant "globex") must get.
 SKU_TOPICS = {"catalog.products", "inventory.commands", "inventory.stock-changes"}
+CAMPAIGN_TOPICS = {"campaigns.commands", "inventory.campaign-holds", "campaigns.events"}
+KEYS = {
+    "sku": ("<tenant>/<sku>", b"globex/SKU-1"),
+    "campaign": ("<tenant>/<campaign_id>", b"globex/camp-7"),
+    "order": ("<order_id>", b"00000000-0000-0000-0000-00000000002a"),
+}
+
+
+def key_family(topic: str) -> str:
+    return "sku" if topic in SKU_TOPICS else "campaign" if topic in CAMPAIGN_TOPICS else "order"
 
 
 def test_the_routing_table_covers_every_routed_payload():
@@ -61,26 +88,30 @@ def test_dead_letters_travel_only_on_dead_letter_topics():
 
 @pytest.mark.parametrize("type_name", ROUTED)
 def test_route_gives_the_topic_and_its_key(make_envelope, sample_payloads, type_name):
-    # Given an event of tenant "globex" about SKU-1 / order 42
+    # Given an event of tenant "globex" about SKU-1 / order 42 / campaign camp-7 (of SKU-1)
     event = make_envelope(sample_payloads[type_name], tenant="globex")
 
     # When it is routed
     spec, key = topics.route(event)
 
-    # Then SKU topics are keyed "<tenant>/<sku>" and order topics by the order id
+    # Then SKU topics are keyed "<tenant>/<sku>", campaign topics "<tenant>/<campaign_id>" (even where the
+    # payload names a SKU too) and order topics by the order id
     assert spec.name == EXPECTED_TOPIC[type_name]
-    if spec.name in SKU_TOPICS:
-        assert (spec.key, key) == ("<tenant>/<sku>", b"globex/SKU-1")
-    else:
-        assert (spec.key, key) == ("<order_id>", b"00000000-0000-0000-0000-00000000002a")
+    assert (spec.key, key) == KEYS[key_family(spec.name)]
 
 
 @pytest.mark.parametrize(
-    ("tenant", "sku", "key"),
-    [("acme", "SKU-1", b"acme/SKU-1"), ("t.1", "a:b-c_d", b"t.1/a:b-c_d")],
+    ("key_of", "tenant", "name", "key"),
+    [
+        (topics.sku_key, "acme", "SKU-1", b"acme/SKU-1"),
+        (topics.sku_key, "t.1", "a:b-c_d", b"t.1/a:b-c_d"),
+        (topics.campaign_key, "acme", "camp-7", b"acme/camp-7"),
+        (topics.campaign_key, "t.1", "spring:mugs_2024-05", b"t.1/spring:mugs_2024-05"),
+    ],
+    ids=["sku", "sku-punctuation", "campaign", "campaign-punctuation"],
 )
-def test_sku_key(tenant, sku, key):
-    assert topics.sku_key(tenant, sku) == key
+def test_sku_and_campaign_keys_are_tenant_slash_name(key_of, tenant, name, key):
+    assert key_of(tenant, name) == key
 
 
 @pytest.mark.parametrize(
@@ -99,6 +130,8 @@ def test_order_key_is_the_same_for_a_uuid_and_its_text(order_id):
         (topics.INVENTORY_COMMANDS, "inventory.commands.dlq"),
         (topics.INVENTORY_RESERVATIONS, "inventory.reservations.dlq"),
         (topics.ORDERS_COMMANDS, "orders.commands.dlq"),
+        (topics.CAMPAIGNS_COMMANDS, "campaigns.commands.dlq"),
+        (topics.INVENTORY_CAMPAIGN_HOLDS, "inventory.campaign-holds.dlq"),
     ],
     ids=lambda value: getattr(value, "name", None),
 )
@@ -128,6 +161,11 @@ def test_declared_names_list_each_topic_and_each_dead_letter_twin_under_the_name
         "it-1.payments.webhooks.dlq",
         "it-1.payments.events",
         "it-1.payments.events.dlq",
+        "it-1.campaigns.commands",
+        "it-1.campaigns.commands.dlq",
+        "it-1.inventory.campaign-holds",
+        "it-1.inventory.campaign-holds.dlq",
+        "it-1.campaigns.events",
     ]
 
 

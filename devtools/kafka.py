@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from connectors.kafka import wait_for_broker
+from devtools.maven import MavenFetch, pom_property
 from devtools.processes import serve_in_foreground, terminate
 from streams.settings import PROJECT_ROOT, Settings, load
 
@@ -31,46 +30,17 @@ LOG_CONFIG = PROJECT_ROOT / "devtools" / "kafka" / "log4j2.properties"
 
 
 def kafka_version() -> str:
-    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", POM.read_text())
-    assert match, "devtools/kafka/pom.xml names no kafka.version"
-    return match.group(1)
+    return pom_property(POM, "kafka.version")
 
 
 def fetch(cache_dir: Path) -> Path:
     """Resolve the broker's runtime jars with Maven; a marker file makes later calls instant."""
     libs = cache_dir / "libs"
-    marker = cache_dir / f".complete-{kafka_version()}-{POM.stat().st_mtime_ns}"
-    if marker.exists():
-        return libs
-    if shutil.which("mvn") is None:
-        raise SystemExit("Maven (mvn) is not on PATH; install it (apt-get install maven) and retry.")
-    print(f"[kafka] fetching Apache Kafka {kafka_version()} from Maven Central into {libs} ...", flush=True)
-    if libs.exists():
-        shutil.rmtree(libs)
-    command = [
-        "mvn", "-B", "-f", str(POM), "dependency:copy-dependencies",
-        f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
-    ]
-    downloaded = 0
-    output: list[str] = []
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as mvn:
-        assert mvn.stdout is not None
-        for line in mvn.stdout:
-            output.append(line)
-            if "Downloaded from" in line:
-                downloaded += 1
-                if downloaded % 10 == 0:
-                    print(f"[kafka]   {downloaded} artifacts downloaded ...", flush=True)
-    if mvn.returncode != 0:
-        sys.stdout.write("".join(output[-40:]))
-        raise SystemExit("[kafka] Maven could not resolve the Kafka jars (output above); check network access "
-                         "to Maven Central and retry `make kafka`.")
-    jars = list(libs.glob("*.jar"))
-    size_mb = sum(j.stat().st_size for j in jars) / 1e6
-    print(f"[kafka] {len(jars)} jars ready ({size_mb:.0f} MB, {downloaded} downloaded now)", flush=True)
-    for old in cache_dir.glob(".complete-*"):
-        old.unlink()
-    marker.touch()
+    maven = MavenFetch("kafka", POM, cache_dir, kafka_version(), retry_hint="`make kafka`")
+    if not maven.done:
+        print(f"[kafka] fetching Apache Kafka {kafka_version()} from Maven Central into {libs} ...", flush=True)
+        maven.copy(libs)
+        maven.finish(libs)
     return libs
 
 

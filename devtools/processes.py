@@ -5,20 +5,35 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+import time
+from collections.abc import Callable, Iterable
+from typing import NoReturn, Protocol
 
 
 def terminate(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
     """SIGTERM and wait; SIGKILL what is still running after `timeout` seconds."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    terminate_all([process], timeout)
+
+
+def terminate_all(processes: Iterable[subprocess.Popen[bytes] | None], timeout: float) -> None:
+    """`terminate` for several children at once: SIGTERM them all, so that they shut down in parallel,
+    then wait for each until one shared deadline and SIGKILL what is still running."""
+    running = [p for p in processes if p is not None and p.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Waitable(Protocol):
+    """What `serve_in_foreground` serves: a child process, or a group of them that waits like one."""
+
+    def wait(self) -> int: ...
 
 
 class _StopRequested(Exception):
@@ -29,7 +44,7 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise _StopRequested
 
 
-def serve_in_foreground(tag: str, start: Callable[[], subprocess.Popen[bytes]], stop: Callable[[], None]) -> NoReturn:
+def serve_in_foreground(tag: str, start: Callable[[], Waitable], stop: Callable[[], None]) -> NoReturn:
     """Start a child and wait for it. SIGTERM or SIGINT (honcho, Ctrl-C) stops it and exits 0; a child
     that dies by itself exits with its code, so that honcho stops its siblings too."""
     # The handler only unwinds: stopping inside it would call Popen.wait while the interrupted

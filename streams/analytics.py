@@ -97,7 +97,8 @@ def supervisor_spec(spec: topics.TopicSpec) -> dict[str, Any]:
                 "replicas": 1,
                 "taskDuration": "PT1H",
             },
-            "tuningConfig": {"type": "kafka", "maxRowsInMemory": 100000},
+            # Small in-memory limits: one indexer JVM runs a task per analytical topic.
+            "tuningConfig": {"type": "kafka", "maxRowsInMemory": 50000, "maxBytesInMemory": 25_000_000},
         },
     }
 

@@ -21,6 +21,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/campaigns", campaigns.open_campaign)
     app.router.add_get("/v1/campaigns", campaigns.list_campaigns)
     app.router.add_get("/v1/campaigns/{campaign_id}", campaigns.get_campaign)
+    app.router.add_delete("/v1/campaigns/{campaign_id}", campaigns.cancel_campaign)
     app.router.add_post("/v1/campaigns/{campaign_id}/pledges", campaigns.pledge)
     app.router.add_delete("/v1/campaigns/{campaign_id}/pledges", campaigns.withdraw)
     app.router.add_get("/v1/campaigns/{campaign_id}/pledges/mine", campaigns.my_pledge)

@@ -226,6 +226,11 @@ class CloseCampaign(Payload):
     campaign_id: Identifier
 
 
+class CancelCampaign(Payload):
+    campaign_id: Identifier
+    requested_by: str
+
+
 class HoldForCampaign(Payload):
     campaign_id: Identifier
     sku: Identifier
@@ -308,6 +313,13 @@ class CampaignSucceeded(Payload):
 
 
 class CampaignFailed(Payload):
+    campaign_id: Identifier
+    sku: Annotated[Identifier, DIMENSION]
+    pledged_quantity: int
+    reason: str
+
+
+class CampaignCancelled(Payload):
     campaign_id: Identifier
     sku: Annotated[Identifier, DIMENSION]
     pledged_quantity: int
@@ -505,6 +517,7 @@ class CampaignStatus:
     TIPPED = "tipped"  # target reached, still open
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     REJECTED = "rejected"
 
 

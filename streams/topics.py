@@ -149,8 +149,8 @@ PAYMENTS_EVENTS = TopicSpec(
 CAMPAIGNS_COMMANDS = TopicSpec(
     name="campaigns.commands",
     key="<tenant>/<campaign_id>",
-    payloads=(m.OpenCampaign, m.PledgeToCampaign, m.WithdrawPledge, m.CloseCampaign),
-    writers="gateway (OpenCampaign, PledgeToCampaign, WithdrawPledge), deadline timer (CloseCampaign)",
+    payloads=(m.OpenCampaign, m.PledgeToCampaign, m.WithdrawPledge, m.CancelCampaign, m.CloseCampaign),
+    writers="gateway (OpenCampaign, PledgeToCampaign, WithdrawPledge, CancelCampaign), deadline timer (CloseCampaign)",
     readers="campaigns agent",
     key_of=_by_campaign,
 )
@@ -167,7 +167,7 @@ CAMPAIGNS_EVENTS = TopicSpec(
     key="<tenant>/<campaign_id>",
     payloads=(
         m.CampaignOpened, m.CampaignRejected, m.PledgeAccepted, m.PledgeRejected, m.PledgeWithdrawn,
-        m.CampaignTipped, m.CampaignSucceeded, m.CampaignFailed,
+        m.CampaignTipped, m.CampaignSucceeded, m.CampaignFailed, m.CampaignCancelled,
     ),
     writers="campaigns agent",
     readers="Druid (the campaign funnel), data science",

@@ -5,7 +5,8 @@ rejected with a reason. `POST /v1/campaigns/{id}/pledges` (customer) pledges or 
 customer's pledge, `DELETE` withdraws it; both answer with the campaign agent's verdict (or
 "pending" if it takes longer than a few seconds; `GET .../pledges/mine` reads it back).
 `GET /v1/campaigns/{id}` long-polls like orders (`?wait=S&known=<status>`);
-`GET /v1/campaigns?sku=` lists the tenant's campaigns of a SKU, newest last.
+`GET /v1/campaigns?sku=` lists the tenant's campaigns of a SKU, newest last. `DELETE
+/v1/campaigns/{id}` (vendor, admin) cancels a campaign that takes pledges: nobody pays, the units go back.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gateway.errors import ApiError, not_found
 from gateway.requests import CampaignRequest, PledgeRequest
 from gateway.services import Services, services
 from gateway.views.common import await_verdict, long_poll, parse_body
-from streams.models import CampaignStatus, Envelope, OpenCampaign, PledgeToCampaign, WithdrawPledge
+from streams.models import CampaignStatus, CancelCampaign, Envelope, OpenCampaign, PledgeToCampaign, WithdrawPledge
 from streams.topics import campaign_key, sku_key
 
 VIEW_FIELDS = ("campaign_id", "sku", "status", "pledged_quantity", "participants", "target_quantity",
@@ -61,6 +62,22 @@ async def open_campaign(request: web.Request) -> web.Response:
                                   lambda c: c if c["status"] != CampaignStatus.OPENING else None)
     view = _view(decided[0]) if decided else {"campaign_id": campaign_id, "status": CampaignStatus.OPENING}
     return web.json_response(view, status=202, headers={"Location": f"/v1/campaigns/{campaign_id}"})
+
+
+async def cancel_campaign(request: web.Request) -> web.Response:
+    who = principal(request)
+    who.require("vendor", "admin")
+    found = services(request)
+    campaign = await _campaign(found, who, request.match_info["campaign_id"])
+    if campaign["status"] not in (CampaignStatus.OPEN, CampaignStatus.TIPPED):
+        raise ApiError(409, "not_cancellable", f"the campaign is {campaign['status']}; only an open or tipped "
+                                               "campaign can be cancelled")
+    await found.writer.write(Envelope.new(who.tenant, CancelCampaign(campaign_id=campaign["campaign_id"],
+                                                                     requested_by=who.sub)))
+    decided = await await_verdict(found.reads, "campaigns", _key(who, campaign["campaign_id"]),
+                                  lambda c: c if c["status"] not in (CampaignStatus.OPEN, CampaignStatus.TIPPED) else None)
+    return web.json_response(_view(decided[0]) if decided else {"campaign_id": campaign["campaign_id"],
+                                                                  "status": "cancelling"}, status=202)
 
 
 async def get_campaign(request: web.Request) -> web.Response:

@@ -16,7 +16,9 @@ import uuid
 from datetime import datetime
 
 from streams.models import (
+    CancelCampaign,
     Campaign,
+    CampaignCancelled,
     CampaignFailed,
     CampaignOpened,
     CampaignRejected,
@@ -196,6 +198,19 @@ def close(campaign: Campaign, now: datetime) -> Decision[Campaign]:
     ])
 
 
+def cancel(campaign: Campaign, command: CancelCampaign) -> Decision[Campaign]:
+    """A vendor calls it off while it takes pledges: nobody pays and every held unit goes back."""
+    if campaign.status not in ACCEPTING:
+        return Decision(campaign)
+    reason = f"cancelled by {command.requested_by}"
+    cancelled = campaign.model_copy(update={"status": CampaignStatus.CANCELLED, "reason": reason})
+    return Decision(cancelled, [
+        CampaignCancelled(campaign_id=campaign.campaign_id, sku=campaign.sku,
+                          pledged_quantity=campaign.pledged_quantity, reason=reason),
+        ReleaseCampaignHold(campaign_id=campaign.campaign_id, sku=campaign.sku, keep=0),
+    ])
+
+
 def decide(state: Campaign | None, event: Envelope, now: datetime) -> Decision[Campaign | None]:
     """Time is the event's own (`occurred_at`: when the customer asked, when the deadline timer
     fired), never the time of processing: an event reprocessed after a crash, perhaps past the
@@ -205,7 +220,7 @@ def decide(state: Campaign | None, event: Envelope, now: datetime) -> Decision[C
     if isinstance(payload, OpenCampaign):
         return Decision(state) if state is not None else open_campaign(event, payload, now)  # type: ignore[return-value]
     if not isinstance(payload, (CampaignStockHeld, CampaignStockRefused, PledgeToCampaign, WithdrawPledge,
-                                CloseCampaign)):
+                                CancelCampaign, CloseCampaign)):
         raise UnhandledEvent(f"campaigns do not handle {event.type}")
     if state is None:
         if isinstance(payload, PledgeToCampaign | WithdrawPledge):
@@ -219,4 +234,6 @@ def decide(state: Campaign | None, event: Envelope, now: datetime) -> Decision[C
         return pledge(state, payload, now)  # type: ignore[return-value]
     if isinstance(payload, WithdrawPledge):
         return withdraw(state, payload, now)  # type: ignore[return-value]
+    if isinstance(payload, CancelCampaign):
+        return cancel(state, payload)  # type: ignore[return-value]
     return close(state, now)  # type: ignore[return-value]

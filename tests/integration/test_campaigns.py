@@ -174,3 +174,20 @@ async def test_a_worker_restarted_before_the_deadline_still_closes_the_campaign(
     assert done["status"] == "succeeded"
     mine = (await api.get("/v1/campaigns/restart-club/pledges/mine", token("customer", sub="eve"))).body
     assert (await settled(api, mine["order_id"], "eve"))["status"] == "payment_pending"
+
+
+async def test_a_cancelled_campaign_places_no_order_and_gives_every_unit_back(api: Api, stack: Stack) -> None:
+    before = await stock(api, "POT-1")
+    await open_campaign(api, "pot-club", "POT-1", target=1, maximum=3)
+    assert (await pledge(api, "pot-club", "fay", 2)).status == 200
+    # Only staff may cancel
+    assert (await api.call("DELETE", "/v1/campaigns/pot-club", token("customer", sub="fay"))).status == 403
+    reply = await api.call("DELETE", "/v1/campaigns/pot-club", VENDOR)
+    assert reply.status == 202 and reply.body["status"] == "cancelled", reply.body
+    assert (await pledge(api, "pot-club", "gus")).status == 409
+    mine = (await api.get("/v1/campaigns/pot-club/pledges/mine", token("customer", sub="fay"))).body
+    assert mine["order_id"] is None and mine["campaign_status"] == "cancelled"
+    await asyncio.to_thread(stack.wait_drained)
+    assert await stock(api, "POT-1") == before
+    again = await api.call("DELETE", "/v1/campaigns/pot-club", VENDOR)
+    assert again.status == 409 and again.body["error"]["code"] == "not_cancellable"

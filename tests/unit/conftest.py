@@ -111,6 +111,7 @@ def sample_payloads() -> dict[str, m.Payload]:
         m.PledgeToCampaign(campaign_id="camp-7", pledge_id=pledge_id, customer="cust-1", quantity=2),
         m.WithdrawPledge(campaign_id="camp-7", pledge_id=pledge_id, customer="cust-1"),
         m.CloseCampaign(campaign_id="camp-7"),
+        m.CancelCampaign(campaign_id="camp-7", requested_by="vendor-1"),
         m.HoldForCampaign(**campaign, quantity=20),
         m.ReleaseCampaignHold(**campaign, keep=5),
         m.CampaignStockHeld(**campaign, quantity=20),
@@ -123,6 +124,7 @@ def sample_payloads() -> dict[str, m.Payload]:
         m.CampaignTipped(**campaign, pledged_quantity=5),
         m.CampaignSucceeded(**campaign, pledged_quantity=6, participants=2, orders=2),
         m.CampaignFailed(**campaign, pledged_quantity=4, reason="target_not_reached"),
+        m.CampaignCancelled(**campaign, pledged_quantity=4, reason="cancelled by vendor-1"),
         m.DeadLetter(
             source_topic="inventory.commands",
             source_partition=3,

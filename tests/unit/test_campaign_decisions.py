@@ -10,6 +10,7 @@ import pytest
 
 from streams.models import (
     Campaign,
+    CampaignCancelled,
     CampaignFailed,
     CampaignOpened,
     CampaignRejected,
@@ -18,6 +19,7 @@ from streams.models import (
     CampaignStockRefused,
     CampaignSucceeded,
     CampaignTipped,
+    CancelCampaign,
     CloseCampaign,
     HoldForCampaign,
     Money,
@@ -56,6 +58,7 @@ ALL_STATUSES = [
     CampaignStatus.TIPPED,
     CampaignStatus.SUCCEEDED,
     CampaignStatus.FAILED,
+    CampaignStatus.CANCELLED,
     CampaignStatus.REJECTED,
 ]
 CLOSED_STATUSES = [s for s in ALL_STATUSES if s not in (CampaignStatus.OPEN, CampaignStatus.TIPPED)]
@@ -707,3 +710,29 @@ def test_a_pledge_is_judged_by_when_it_was_made_not_when_it_is_processed(make_en
     # Then it is accepted either way: reprocessing decides as the first processing did
     assert decision.state.pledges["late-eve"] == 1
     assert decision.state.results["late-eve"].accepted is True
+
+
+@pytest.mark.parametrize("status", ALL_STATUSES)
+def test_cancel_ends_a_campaign_that_takes_pledges_and_gives_every_unit_back(decide, status):
+    # Given a campaign in `status` with pledges
+    before = campaign(status, {"ann": 2, "bob": 1})
+    # When its vendor cancels it
+    decision = decide(before, CancelCampaign(campaign_id=CAMPAIGN, requested_by="vera"))
+    # Then an open or tipped one is cancelled: nobody pays, the whole hold goes back, no order
+    if status in (CampaignStatus.OPEN, CampaignStatus.TIPPED):
+        reason = "cancelled by vera"
+        assert decision.state == before.model_copy(update={"status": CampaignStatus.CANCELLED, "reason": reason})
+        assert decision.events == [
+            CampaignCancelled(campaign_id=CAMPAIGN, sku=before.sku, pledged_quantity=3, reason=reason),
+            ReleaseCampaignHold(campaign_id=CAMPAIGN, sku=before.sku, keep=0),
+        ]
+    else:  # anything else has ended, or has no hold yet: nothing changes
+        assert (decision.state, decision.events) == (before, [])
+
+
+def test_a_cancelled_campaign_takes_no_pledge_and_never_closes(decide):
+    cancelled = decide(campaign(CampaignStatus.TIPPED, {"ann": 2}), CancelCampaign(campaign_id=CAMPAIGN,
+                                                                                     requested_by="vera")).state
+    refused = decide(cancelled, pledge_cmd("bob", 1))
+    assert refused.state.pledges == {"ann": 2} and refused.state.results["bob"].accepted is False
+    assert decide(cancelled, CloseCampaign(campaign_id=CAMPAIGN), at=ENDS_AT + timedelta(seconds=1)).events == []

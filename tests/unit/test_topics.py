@@ -45,6 +45,7 @@ EXPECTED_TOPIC = {
     "PledgeToCampaign": "campaigns.commands",
     "WithdrawPledge": "campaigns.commands",
     "CloseCampaign": "campaigns.commands",
+    "CancelCampaign": "campaigns.commands",
     "CampaignStockHeld": "inventory.campaign-holds",
     "CampaignStockRefused": "inventory.campaign-holds",
     "CampaignOpened": "campaigns.events",
@@ -55,6 +56,7 @@ EXPECTED_TOPIC = {
     "CampaignTipped": "campaigns.events",
     "CampaignSucceeded": "campaigns.events",
     "CampaignFailed": "campaigns.events",
+    "CampaignCancelled": "campaigns.events",
 }
 # The three key families, with the key each topic's sample event (tenant "globex") must get.
 SKU_TOPICS = {"catalog.products", "inventory.commands", "inventory.stock-changes"}

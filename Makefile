@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install kafka stripe-mock broker token trigger unit bench-orders clean
+.PHONY: run test install kafka stripe-mock druid broker token trigger unit bench-orders clean
 
 $(STAMP): pyproject.toml
 	@echo "[install] creating $(VENV) and installing the project with its test dependencies ..."
@@ -47,6 +47,11 @@ broker: kafka
 bench-orders: kafka stripe-mock
 	@$(PY) -m bench.orders_e2e $(BENCH_ARGS)
 
+# Apache Druid from Maven Central beside `make run`'s system: ZooKeeper, coordinator+overlord, broker,
+# historical, indexer, router on 127.0.0.1; then the supervisors of the analytical topics.
+druid: install
+	@$(PY) -m devtools.druid run --submit-supervisors
+
 # make trigger EVENT=payment_intent.amount_capturable_updated ORDER=<order id> TOKEN=<the customer's JWT>
 trigger: install
 	@$(PY) -m devtools.stripe_trigger $(EVENT) --order $(ORDER) --token $(TOKEN) $(TRIGGER_ARGS)
@@ -57,3 +62,9 @@ token: install
 
 clean:
 	rm -rf .data
+
+# Reservations/s of one worker beside a confluent-kafka loop and Kafka Streams on the same input, the
+# broker's ceiling and orders end to end, medians of --runs (bench/README.md). BENCH_ARGS="--runs 1 ..."
+.PHONY: bench
+bench: kafka stripe-mock
+	@$(PY) -m bench.run $(BENCH_ARGS)

@@ -17,24 +17,17 @@ import json
 import shutil
 import statistics
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from devtools.kafka import KafkaBroker
-from devtools.stack import JWT_SECRET, RUNS_DIR, Stack, free_port
+from bench.common import RESULTS_DIR, bench_port, broker, data_dir, progress
+from devtools.stack import JWT_SECRET, Stack
 from devtools.stripe_mock import StripeMock
 from gateway.tokens import mint
 from streams.settings import load
 
 SKUS = [f"BENCH-{n}" for n in range(16)]
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def progress(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
 
 
 class Client:
@@ -130,6 +123,26 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             "orders": args.orders, "concurrency": args.concurrency, "runs": args.runs}
 
 
+def measure(bootstrap: str, args: argparse.Namespace, keep: bool = False) -> dict[str, Any]:
+    """Start stripe-mock, a worker and the gateway on `bootstrap`, then `run`; stops them after."""
+    directory = data_dir("orders")
+    stripe_mock = StripeMock(load().stripe_mock_cache_dir)
+    stripe_mock.start(bench_port(), log_file=directory / "stripe-mock.log")
+    stack = Stack(bootstrap=bootstrap, name="bench",
+                  extra_env={"FC_HOLD_TTL_SECONDS": "3600", "STRIPE_API_BASE": stripe_mock.base_url})
+    stack.base_dir = directory
+    try:
+        progress("starting a worker and the gateway")
+        stack.start_worker(0)
+        stack.start_gateway()
+        return asyncio.run(run(args, stack))
+    finally:
+        stack.stop()
+        stripe_mock.stop()
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=600)
@@ -137,31 +150,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    settings = load()
-    broker = None
-    bootstrap = settings.external_bootstrap
-    if not bootstrap:
-        data_dir = RUNS_DIR / f"bench-kafka-{uuid.uuid4().hex[:8]}"
-        broker = KafkaBroker(free_port(), free_port(), data_dir, settings.kafka_cache_dir)
-        broker.start(log_file=data_dir.with_suffix(".log"))
-        bootstrap = broker.bootstrap
-    stripe_mock = StripeMock(settings.stripe_mock_cache_dir)
-    stripe_mock.start(free_port(), log_file=RUNS_DIR / "bench-stripe-mock.log")
-    stack = Stack(bootstrap=bootstrap, name="bench",
-                  extra_env={"FC_HOLD_TTL_SECONDS": "3600", "STRIPE_API_BASE": stripe_mock.base_url})
-    try:
-        progress("starting a worker and the gateway")
-        stack.start_worker(0)
-        stack.start_gateway()
-        result = asyncio.run(run(args, stack))
-    finally:
-        stack.stop()
-        stripe_mock.stop()
-        if broker is not None:
-            broker.stop()
-            shutil.rmtree(broker.data_dir, ignore_errors=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "orders_e2e.json").write_text(json.dumps(result, indent=2))
+    with broker(load().external_bootstrap) as bootstrap:
+        result = measure(bootstrap, args)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "orders_e2e.json").write_text(json.dumps(result, indent=2))
     print()
     print("| figure (median of %d runs) | value |" % args.runs)
     print("|---|---|")

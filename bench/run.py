@@ -1,0 +1,153 @@
+"""`make bench`: the benchmarks side by side on one broker, with medians over several runs.
+
+    .venv/bin/python -m bench.run [--runs 3] [--events 100000] [--skus 10000]
+        [--broker-records 1000000] [--orders 600] [--skip-orders] [--bootstrap HOST:PORT]
+
+Each run, on a fresh stack (own topics, worker and data directory under .data/bench-*):
+1. ours: reservations per second of one worker over a backlog on `inventory.commands`
+   (bench/reservations.py), verified exactly once;
+2. the peers over the same input under their own groups: a confluent-kafka transactional loop
+   with the project's decision (bench/peer_confluent.py) and a Kafka Streams app with
+   exactly_once_v2 and RocksDB (bench/kafka-streams), verified the same way (bench/peers.py);
+3. the broker's ceiling from Kafka's ProducerPerformance / ConsumerPerformance (bench/broker_ceiling.py).
+Then once: orders settled end to end through the gateway (bench/orders_e2e.py's run, with its own
+--runs), unless --skip-orders. Prints a table of medians and the command that reproduces it; the
+raw figures go to bench/results/bench-<UTC time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import broker_ceiling, orders_e2e
+from bench.common import DATA_ROOT, RESULTS_DIR, broker, progress
+from bench.peers import PEERS, build_kstreams, run_peer
+from bench.reservations import OursRun, Workload, problems
+
+LABELS = {"ours": "ours: Faust worker (python -m streams)", "confluent": "peer: confluent-kafka loop, same decision",
+          "kstreams": "peer: Kafka Streams, exactly_once_v2 + RocksDB"}
+
+
+def one_run(bootstrap: str, args: argparse.Namespace, run_no: int) -> dict[str, Any]:
+    workload = Workload(args.skus, args.events, seed=run_no)
+    ours = OursRun(bootstrap, workload)
+    result: dict[str, Any] = {"envelope_bytes": workload.average_size()}
+    try:
+        ours.prepare()
+        result["ours"] = {**ours.measure().as_dict(), "verified": ours.verify()}
+        progress(f"  ours: {result['ours']['events_per_second']:.0f} reservations/s")
+        for peer in PEERS:
+            result[peer] = run_peer(peer, ours)
+            progress(f"  {peer}: {result[peer]['events_per_second']:.0f} reservations/s")
+    finally:
+        ours.close()
+    if not args.keep:
+        shutil.rmtree(ours.stack.base_dir, ignore_errors=True)
+    result["broker"] = broker_ceiling.measure(bootstrap, args.broker_records, result["envelope_bytes"])
+    return result
+
+
+def orders_end_to_end(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
+    progress("orders end to end (bench/orders_e2e.py)")
+    e2e_args = argparse.Namespace(orders=args.orders, runs=args.runs, concurrency=32, latency_seconds=10.0)
+    return orders_e2e.measure(bootstrap, e2e_args, keep=args.keep)
+
+
+def median(runs: list[dict[str, Any]], *path: str) -> float:
+    values = []
+    for run in runs:
+        value: Any = run
+        for step in path:
+            value = value[step]
+        values.append(value)
+    return statistics.median(values)
+
+
+def table(results: dict[str, Any], command: str) -> str:
+    runs = results["runs"]
+    n = len(runs)
+    ours = median(runs, "ours", "events_per_second")
+    rows = [f"| figure (median of {n} run{'s' if n > 1 else ''}) | value |", "|---|---|"]
+    for name in ("ours", *PEERS):
+        rate = median(runs, name, "events_per_second")
+        later = median(runs, name, "second_half_events_per_second")
+        failed = [f"run {n}: {problems(run[name]['verified'])}" for n, run in enumerate(runs, 1)
+                  if not run[name]["verified"]["exactly_once"]]
+        warning = f" NOT EXACTLY ONCE ({'; '.join(failed)})" if failed else ""
+        rows.append(f"| {LABELS[name]}: reservations/s | {rate:,.0f} (second half of the backlog: {later:,.0f})"
+                    f"{warning} |")
+    for peer in PEERS:
+        ratio = statistics.median(run["ours"]["events_per_second"] / run[peer]["events_per_second"] for run in runs)
+        rows.append(f"| ours / {peer} (median of per-run ratios) | {ratio:.3f} (1 : {1 / ratio:,.1f}) |")
+    size = runs[0]["envelope_bytes"]
+    for key, what in (("producer", "producer"), ("producer_transactional", "producer, transactions of 100 ms"),
+                      ("consumer", "consumer")):
+        rate = median(runs, "broker", key, "records_per_second")
+        mb = median(runs, "broker", key, "mb_per_second")
+        rows.append(f"| broker ceiling, {what}, {size}-byte records | {rate:,.0f} records/s ({mb:.1f} MB/s) |")
+    e2e = results.get("orders_e2e")
+    if e2e:
+        rows.append(f"| orders settled per second, POST -> reserved | {statistics.median(e2e['orders_per_second']):.0f} |")
+        rows.append(f"| p50 / p99 POST -> reserved at half that rate | {statistics.median(e2e['p50_ms']):.0f} ms / "
+                    f"{statistics.median(e2e['p99_ms']):.0f} ms |")
+    else:
+        rows.append("| orders end to end | skipped (--skip-orders); `make bench-orders` measures it |")
+    rows.append("")
+    rows.append(f"{results['events']} reservations over {results['skus']} SKUs per run, one worker, 8 partitions; "
+                f"ours = {ours:,.0f}/s. Reproduce with: {command}")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--events", type=int, default=100_000, help="ReserveStock commands per run")
+    parser.add_argument("--skus", type=int, default=10_000)
+    parser.add_argument("--broker-records", type=int, default=1_000_000, help="records per perf-tool pass")
+    parser.add_argument("--orders", type=int, default=600, help="orders per end-to-end run")
+    parser.add_argument("--skip-orders", action="store_true", help="leave out the end-to-end orders figures")
+    parser.add_argument("--bootstrap", help="an existing cluster (default: a throwaway broker on free ports)")
+    parser.add_argument("--keep", action="store_true", help="keep the runs' data directories and logs")
+    args = parser.parse_args()
+    given = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = f"make bench BENCH_ARGS={shlex.quote(given)}" if given else "make bench"
+    DATA_ROOT.mkdir(exist_ok=True)
+    started = time.monotonic()
+    build_kstreams()
+    results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "command": command,
+                               "events": args.events, "skus": args.skus, "cpus": os.cpu_count(),
+                               "load_average_at_start": os.getloadavg(), "runs": []}
+    with broker(args.bootstrap) as bootstrap:
+        for run_no in range(1, args.runs + 1):
+            progress(f"run {run_no}/{args.runs}: {args.events} reservations over {args.skus} SKUs")
+            results["runs"].append(one_run(bootstrap, args, run_no))
+        if not args.skip_orders:
+            results["orders_e2e"] = orders_end_to_end(bootstrap, args)
+    results["load_average_at_end"] = os.getloadavg()
+    results["seconds"] = time.monotonic() - started
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print()
+    print(table(results, command))
+    print(f"\nraw results: {path.relative_to(RESULTS_DIR.parent.parent)}; load average at start "
+          f"{results['load_average_at_start'][0]:.1f}, at end {results['load_average_at_end'][0]:.1f} "
+          f"on {results['cpus']} CPUs")
+    failed = sorted({name for run in results["runs"] for name in ("ours", *PEERS)
+                     if not run[name]["verified"]["exactly_once"]})
+    if failed:
+        raise SystemExit(f"[bench] not every reservation was answered exactly once by: {', '.join(failed)} "
+                         "(see the table and the JSON)")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,6 @@ seconds run before its JIT has compiled the hot path.
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,10 +24,10 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from devtools.kafka import KafkaBroker
+from devtools.kafka import throwaway_broker
 from devtools.stack import free_port
 from streams.partitioning import CONFLUENT_PARTITIONER
-from streams.settings import PROJECT_ROOT, load
+from streams.settings import PROJECT_ROOT
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -63,13 +62,10 @@ def broker(external: str | None = None) -> Iterator[str]:
         yield external
         return
     directory = data_dir("kafka")
-    kafka = KafkaBroker(bench_port(), bench_port(), directory, load().kafka_cache_dir)
-    kafka.start(log_file=directory.with_suffix(".log"))
     try:
-        yield kafka.bootstrap
+        with throwaway_broker(directory, bench_port) as bootstrap:
+            yield bootstrap
     finally:
-        kafka.stop()
-        shutil.rmtree(directory, ignore_errors=True)
         directory.with_suffix(".log").unlink(missing_ok=True)
 
 

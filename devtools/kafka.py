@@ -16,6 +16,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from connectors.kafka import wait_for_broker
@@ -113,6 +115,19 @@ class KafkaBroker:
 
     def stop(self) -> None:
         terminate(self.process, timeout=30)
+
+
+@contextmanager
+def throwaway_broker(data_dir: Path, port: Callable[[], int]) -> Iterator[str]:
+    """A broker on two ports from `port()` with its state in `data_dir`, stopped and removed after use;
+    yields its bootstrap address (tests and benchmarks)."""
+    broker = KafkaBroker(port(), port(), data_dir, load().kafka_cache_dir)
+    broker.start(log_file=data_dir.with_suffix(".log"))
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def broker_from(settings: Settings) -> KafkaBroker:

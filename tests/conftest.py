@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import aiohttp
 import confluent_kafka
 import pytest
 
-from devtools.kafka import KafkaBroker
+from devtools.kafka import throwaway_broker
 from devtools.stripe_mock import StripeMock
 from gateway.tokens import mint
 from streams.settings import load
@@ -27,14 +26,8 @@ def kafka_bootstrap() -> Iterator[str]:
     if external:
         yield external
         return
-    data_dir = RUNS_DIR / f"kafka-{uuid.uuid4().hex[:8]}"
-    broker = KafkaBroker(free_port(), free_port(), data_dir, load().kafka_cache_dir)
-    broker.start(log_file=data_dir.with_suffix(".log"))
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with throwaway_broker(RUNS_DIR / f"kafka-{uuid.uuid4().hex[:8]}", free_port) as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="session")

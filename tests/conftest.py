@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,18 @@ class Api:
 
     async def post(self, path: str, who: str | None, body: Any = None, **kwargs: Any) -> Reply:
         return await self.call("POST", path, who, body, **kwargs)
+
+    async def poll_past(self, path: str, who: str, waypoints: Collection[str], timeout: float,
+                        appear_wait: float = 0.0) -> dict[str, Any]:
+        """Long-poll a resource with a status (an order, a campaign) until its status is none of
+        `waypoints`, the storefront's way; `appear_wait` lets a just-accepted one appear first."""
+        reply = await self.get(f"{path}?wait={appear_wait:g}", who)
+        waited = 0.0
+        while reply.status == 200 and reply.body["status"] in waypoints and waited < timeout:
+            reply = await self.get(f"{path}?wait=10&known={reply.body['status']}", who)
+            waited += 10
+        assert reply.status == 200, reply.body
+        return dict(reply.body)
 
 
 @pytest.fixture

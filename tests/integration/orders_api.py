@@ -25,15 +25,9 @@ async def settled(api: Api, order_id: str, customer: str, timeout: float = 60.0,
                   waypoints: frozenset[str] | set[str] = WAYPOINTS) -> dict[str, Any]:
     """Long-poll the order until its status is none of `waypoints` (by default: until it waits for
     payment or has ended), the storefront's way, without a polling loop."""
-    who = token("customer", sub=customer)
     # An accepted order may still be in the topic behind a restarting worker: wait for it to appear.
-    reply = await api.get(f"/v1/orders/{order_id}?wait=20", who)
-    waited = 0.0
-    while reply.status == 200 and reply.body["status"] in waypoints and waited < timeout:
-        reply = await api.get(f"/v1/orders/{order_id}?wait=10&known={reply.body['status']}", who)
-        waited += 10
-    assert reply.status == 200, reply.body
-    return dict(reply.body)
+    return await api.poll_past(f"/v1/orders/{order_id}", token("customer", sub=customer), waypoints, timeout,
+                               appear_wait=20)
 
 
 async def stock(api: Api, sku: str) -> dict[str, Any]:

@@ -41,13 +41,7 @@ async def pledge(api: Api, campaign_id: str, customer: str, quantity: int = 1) -
 async def closed(api: Api, campaign_id: str, timeout: float = 90.0) -> dict[str, Any]:
     """Long-poll the campaign until it has closed (after a restart it may show an older status first:
     reads see a worker's state before its transaction commits, and a crash rolls that back)."""
-    campaign = (await api.get(f"/v1/campaigns/{campaign_id}", VENDOR)).body
-    waited = 0.0
-    while campaign["status"] in ("opening", "open", "tipped") and waited < timeout:
-        reply = await api.get(f"/v1/campaigns/{campaign_id}?wait=10&known={campaign['status']}", VENDOR)
-        assert reply.status == 200, reply.body
-        campaign, waited = reply.body, waited + 10
-    return dict(campaign)
+    return await api.poll_past(f"/v1/campaigns/{campaign_id}", VENDOR, ("opening", "open", "tipped"), timeout)
 
 
 async def test_concurrent_pledges_never_pass_max_quantity(api: Api) -> None:

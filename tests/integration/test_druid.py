@@ -75,8 +75,7 @@ async def test_druid_answers_equal_the_sums_of_the_committed_events(api: Api, st
     for customer in ("druid-f", "druid-g"):
         reply = await api.post("/v1/campaigns/druid-club/pledges", token("customer", sub=customer), {"quantity": 1})
         assert reply.status == 200, reply.body
-    while (await api.get("/v1/campaigns/druid-club?wait=10&known=tipped", VENDOR)).body["status"] == "tipped":
-        pass
+    assert (await api.poll_past("/v1/campaigns/druid-club", VENDOR, ("open", "tipped"), 60))["status"] == "succeeded"
     await asyncio.to_thread(stack.wait_drained)
 
     # ... and what the topics committed

@@ -20,15 +20,23 @@ is higher than the highwater" (faust-streaming#158, robinhood/faust#658) wheneve
 already holds state gets partitions again. `end_offsets` asks the broker instead, and with the
 consumer's read_committed isolation the broker answers with the last stable offset.
 
-A third concerns the end of recovery. The consumer's flow is active while changelogs are read,
-and Faust resumes the stream partitions, seeks them to their committed offsets and only then
-resumes flow control, which clears every stream buffer. Messages fetched in that window are
-dropped with their read offsets already advanced, so the partition is never fetched again from
-there and its agent silently stops (seen as orders that stay unprocessed after a restart with a
-backlog). Stopping the consumer's flow before that sequence makes the seek the last word: nothing
-is delivered until flow resumes, and then delivery starts at the committed offsets. A partition
-with no committed offset yet is sought to its beginning, where the reset policy would start it,
-instead of being left wherever the dropped fetch moved it.
+Commits follow Kafka Streams. Every open transaction commits at each commit, also one holding
+writes but no new offset (Faust leaves those open until a rebalance fences them, while the
+worker's RocksDB keeps what they then abort). The offset committed for a stream partition is its
+ledger position (`streams.offsets`): Faust's own choice, the first run of acknowledged offsets,
+commits past records that were fetched and then dropped (stream buffers cleared by a rebalance or
+a recovery, a fetch abandoned when flow stops), and those records were lost. A record delivered
+after such a hole is refused and the partition re-read from its position; records delivered
+twice are skipped, so Faust's own filter on read offsets, which dropped the re-read records, is
+off for stream partitions. A fetch hook on aiokafka tells the ledger which offsets hold no record
+(transaction markers, aborted records). A timer re-reads a partition whose missing records were
+its last, where no later record arrives to reveal the hole.
+
+Two fixes concern recovery. The consumer's flow is active while changelogs are read, and Faust
+resumes the stream partitions, seeks them to their committed offsets and only then resumes flow
+control, which clears every stream buffer: the consumer's flow is stopped before that sequence, so
+delivery starts at the committed offsets. A partition with no committed offset yet is sought to
+its beginning, where the reset policy would start it, instead of wherever a dropped fetch left it.
 
 Restoring a changelog ends early when a timeout left over from the idle time before a recovery
 fires as the recovery starts: Faust then takes "fetched up to the highwater but nothing applied"
@@ -37,11 +45,8 @@ for aborted transactions, marks the partition as read and skips the records stil
 does not time out in the first two periods of a recovery, so that shortcut is only taken for a
 partition that really stays silent.
 
-Faust has more paths that can drop a fetched batch after advancing its read offset; the stall
-guard is the net under all of them. A partition whose committed offset stays below its last
-stable offset for two checks in a row is sought back to its committed offset once. Reprocessing
-is safe because every decision of the project is idempotent on ids (holds by order id,
-adjustments by id, order transitions guarded by status).
+Local state is discarded at every worker start (`streams.__main__`): RocksDB holds the writes of
+an open transaction, which a crash aborts.
 """
 
 from __future__ import annotations
@@ -49,10 +54,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
+import weakref
 from collections.abc import Awaitable, Mapping
 from time import monotonic
 from typing import Any
 
+import aiokafka.consumer.fetcher as aiokafka_fetcher
+from aiokafka.errors import ProducerFenced
 import faust
 import faust.tables
 import faust.tables.recovery as faust_recovery_module
@@ -61,6 +69,8 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
+
+from streams.offsets import Admission, OffsetLedger
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +84,17 @@ event_boundary = asyncio.Lock()
 
 
 class SourcePartitionTransactionManager(TransactionManager):
+    # Faust names a transaction after the partition and the number of its topic group, and numbers
+    # the groups by partition count: the single-partition leader topic, missing at a first start
+    # and present at the next, shifts the number of every other group. A restarted worker then
+    # opens differently named transactions, never fences its predecessor's, and their open
+    # transactions hold back every read_committed reader of those partitions until the broker
+    # times them out. Every topic of the project has the same partition count, so the partition
+    # alone names a task.
+    transactional_id_format = "{group_id}-p{tpg.partition}"
+
     def _transactional_id_for(self, tp: TP) -> str:
-        group = self.app.assignor.group_for_topic(tp.topic)
-        return f"{self.app.conf.id}-{group}-{tp.partition}"
+        return f"{self.app.conf.id}-p{tp.partition}"
 
     async def send(  # type: ignore[override]
         self,
@@ -105,7 +123,39 @@ class SourcePartitionTransactionManager(TransactionManager):
             # Faust commits without draining its send buffer, so a table write of an event whose
             # offset is in this commit could land in the next transaction and be lost with it.
             await self.app.producer.buffer.flush()
-            return await super().commit(offsets, start_new_transaction=start_new_transaction)
+            by_transactional_id: dict[str, dict[TP, int]] = {
+                transactional_id: {} for transactional_id in self.producer._transaction_producers
+            }
+            for tp, offset in offsets.items():
+                by_transactional_id.setdefault(self._transactional_id_for(tp), {})[tp] = offset
+            # Every open transaction ends here, also those with writes but no new offset: Faust
+            # commits only producers with offsets to commit, and leaves the others open until a
+            # rebalance fences them, while the worker's own tables keep what they aborted.
+            try:
+                await asyncio.gather(*(
+                    self._commit_transaction(transactional_id, tp_offsets, start_new_transaction)
+                    for transactional_id, tp_offsets in by_transactional_id.items()
+                ))
+            except ProducerFenced as fenced:
+                log.warning("fenced by a newer worker for the same partitions: %s", fenced)
+                await self.app.crash(fenced)
+            return True
+
+    async def _commit_transaction(self, transactional_id: str, offsets: Mapping[TP, int], start_new: bool) -> None:
+        producer = self.producer
+        async with producer._trn_locks[transactional_id]:
+            transaction = producer._transaction_producers.get(transactional_id)
+            if transaction is None:
+                log.warning("no producer for transaction %s: its offsets %s are not committed", transactional_id, offsets)
+                return
+            if offsets:
+                await transaction.send_offsets_to_transaction(
+                    {aiokafka_driver.ensure_aiokafka_TP(tp): offset for tp, offset in offsets.items()},
+                    self.app.conf.id,
+                )
+            await transaction.commit_transaction()
+            if start_new:
+                await transaction.begin_transaction()
 
 
 class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
@@ -114,46 +164,117 @@ class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         return await consumer.end_offsets(list(partitions))  # type: ignore[no-any-return]
 
 
+class _StreamReadOffsets(dict[TP, int | None]):
+    """Faust's read offsets with its own use of them switched off for stream partitions.
+
+    Faust drops a fetched record whose offset is below the partition's read offset. After a
+    re-read (a seek back while later records of an older fetch were still being handed out) that
+    drops exactly the records being re-read. The ledger already skips records processed before,
+    so for stream partitions the read offset reads as unknown; changelog partitions keep it.
+    """
+
+    def __init__(self, is_changelog: Any) -> None:
+        super().__init__()
+        self._is_changelog = is_changelog
+
+    def __getitem__(self, tp: TP) -> int | None:
+        return self.get(tp) if self._is_changelog(tp) else None
+
+
 class Consumer(aiokafka_driver.Consumer):
+    """Commits each stream partition up to its ledger position (see `streams.offsets`)."""
+
+    # After a seek back, records fetched before it still arrive out of order until the re-read
+    # ones come through: the partition is not sought again until it makes progress, or for this
+    # long (the re-read records can be dropped as well).
+    reread_timeout_seconds = 10.0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Offsets of stream records handed to the agents and not yet committed (see _new_offset).
-        # Changelog records are left out: they are never acked or committed, so they would pile up.
-        self._delivered: dict[TP, set[int]] = {}
+        self.ledger = OffsetLedger()
+        self._read_offset = _StreamReadOffsets(self._is_changelog_tp)
+        self._rereading: dict[TP, tuple[int, float]] = {}
+        _fetch_ledgers.add(self.ledger)
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def getmany(self, timeout: float) -> Any:
-        async for tp, message in super().getmany(timeout):
-            if not self._is_changelog_tp(tp):
-                self._delivered.setdefault(tp, set()).add(message.offset)
-            yield tp, message
+    def admit(self, message: Any) -> Admission:
+        return self.ledger.admit(message.tp, message.offset)
+
+    def processed(self, message: Any) -> None:
+        self.ledger.processed(message.tp, message.offset)
+        self._rereading.pop(message.tp, None)
+
+    async def reread(self, tp: TP, arrived: int | None = None) -> None:
+        """Seek a partition back to its ledger position: records before `arrived` went missing."""
+        position = self.ledger.position(tp)
+        if position is None or tp not in self.assignment():
+            return
+        pending = self._rereading.get(tp)
+        now = monotonic()
+        if pending is not None and pending[0] == position and now - pending[1] < self.reread_timeout_seconds:
+            return
+        self._rereading[tp] = (position, now)
+        log.info(
+            "%s[%d]: records %d..%s were fetched but never processed; re-reading from %d",
+            tp.topic, tp.partition, position, "" if arrived is None else arrived - 1, position,
+        )
+        await self.seek(tp, position)
 
     def _new_offset(self, tp: TP) -> int | None:
-        # Faust commits the first run of acked offsets, tolerating missing offsets below it (meant
-        # for transaction markers, which are never delivered). When a missing offset is a record
-        # it delivered and never got acked (a delivery dropped during a rebalance or recovery),
-        # committing past it loses the record: hold the commit and let the stall guard re-read.
-        acked = self._acked.get(tp)
-        delivered = self._delivered.get(tp)
-        if acked and delivered:
-            committed = self._committed_offset.get(tp) or 0
-            delivered.difference_update([o for o in delivered if o < committed])
-            first_acked = min(acked)
-            if any(o < first_acked for o in delivered):
-                return None
-        return super()._new_offset(tp)  # type: ignore[no-any-return]
+        # Faust's acknowledgements are not needed to know what is safe to commit: the position is.
+        self._acked[tp].clear()
+        self._acked_index[tp].clear()
+        position = self.ledger.position(tp)
+        committed = self._committed_offset.get(tp)
+        return position if position is not None and (committed is None or position > committed) else None
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
-        never_committed = [
-            tp
-            for tp in self.assignment()
-            if not self._is_changelog_tp(tp) and self._read_offset.get(tp) is None
-        ]
+        streams = [tp for tp in self.assignment() if not self._is_changelog_tp(tp)]
+        starts = {tp: self._committed_offset.get(tp) for tp in streams}
+        self._rereading.clear()
+        # From the offsets sought to, not the fetch positions: the fetcher may have moved on since.
+        # Before anything is awaited, so records delivered meanwhile meet their positions.
+        for tp, offset in starts.items():
+            if offset is not None:
+                self.ledger.start(tp, offset)
+        never_committed = [tp for tp, offset in starts.items() if offset is None]
         if never_committed:
+            # Where the reset policy would start them, instead of wherever a dropped fetch left them.
             await self._thread.seek_to_beginning(*(aiokafka_driver.ensure_aiokafka_TP(tp) for tp in never_committed))
+            for tp, offset in (await self.earliest_offsets(*never_committed)).items():
+                self.ledger.start(TP(tp.topic, tp.partition), offset)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        await super().on_partitions_revoked(revoked)
+        self.ledger.forget(revoked)
+
+
+# The ledgers of this process's consumers, told by the fetch hook below what each fetch crossed.
+_fetch_ledgers: weakref.WeakSet[OffsetLedger] = weakref.WeakSet()
+_aiokafka_getall = aiokafka_fetcher.FetchResult.getall
+
+
+def _getall_noting_runs(self: aiokafka_fetcher.FetchResult, max_records: int | None = None) -> list[Any]:
+    # The fetch position is read before the records are taken: aiokafka returns a result only if
+    # it was fetched from the partition's current position, so the records start there.
+    partition_records = self._partition_records
+    fetch_position = None if partition_records is None else partition_records.next_fetch_offset
+    records = _aiokafka_getall(self, max_records)
+    if fetch_position is not None and _fetch_ledgers:
+        aiokafka_tp = self._topic_partition
+        state = self._assignment.state_value(aiokafka_tp)
+        if state is not None and state.has_valid_position:
+            tp = TP(aiokafka_tp.topic, aiokafka_tp.partition)
+            offsets = [record.offset for record in records]
+            for ledger in _fetch_ledgers:
+                ledger.fetched(tp, fetch_position, offsets, state.position)
+    return records
+
+
+aiokafka_fetcher.FetchResult.getall = _getall_noting_runs  # type: ignore[method-assign]
 
 
 class _RecoveryAsyncio(types.ModuleType):
@@ -161,21 +282,33 @@ class _RecoveryAsyncio(types.ModuleType):
 
     recovery: StreamsRecovery | None = None
 
+    # How often a wait for the next changelog record checks whether the fetcher already crossed
+    # every changelog's end.
+    poll_seconds = 0.1
+
     def __getattr__(self, name: str) -> Any:
         return getattr(asyncio, name)
 
     async def wait_for(self, awaitable: Any, timeout: float) -> Any:
         future = asyncio.ensure_future(awaitable)
+        deadline = monotonic() + timeout
         while True:
-            done, _ = await asyncio.wait({future}, timeout=timeout)
+            done, _ = await asyncio.wait({future}, timeout=self.poll_seconds)
             if done:
                 return future.result()
             recovery = self.recovery
-            started = getattr(recovery, "_recovery_started_at", None)
-            if recovery is not None and recovery.in_recovery and started and monotonic() - started < 2 * timeout:
+            in_recovery = recovery is not None and recovery.in_recovery
+            if in_recovery and recovery.read_to_the_end():  # type: ignore[union-attr]
+                break
+            if monotonic() < deadline:
                 continue
-            future.cancel()
-            raise TimeoutError
+            started = getattr(recovery, "_recovery_started_at", None)
+            if in_recovery and started and monotonic() - started < 2 * timeout:
+                deadline += timeout
+                continue
+            break
+        future.cancel()
+        raise TimeoutError
 
 
 _recovery_asyncio = _RecoveryAsyncio("asyncio")
@@ -187,14 +320,26 @@ class StreamsRecovery(Recovery):
         super().__init__(*args, **kwargs)
         _recovery_asyncio.recovery = self
 
-    # Long enough for the consumer's drain loop to see the stop and leave its batch (it records
-    # the read offset of the message it abandons, which the seek below must then overwrite).
-    settle_seconds = 0.05
+    def read_to_the_end(self) -> bool:
+        """Every active changelog applied up to its last stable offset, as far as the fetcher shows.
 
-    async def _resume_streams(self, generation_id: int = 0) -> None:
-        self.app.consumer.stop_flow()
-        await asyncio.sleep(self.settle_seconds)
-        await super()._resume_streams(generation_id)
+        A changelog written in transactions ends with a commit marker, which is never delivered,
+        so Faust waits for two idle periods before it takes the partition as read. The ledger
+        knows when the fetcher crossed from the last applied record to the end with no record
+        between: the partition is read, at once.
+        """
+        ledger: OffsetLedger = self.app.consumer.ledger  # type: ignore[attr-defined]
+        offsets = self.active_offsets
+        read = True
+        for tp, highwater in self.active_highwaters.items():
+            applied = offsets.get(tp)
+            if highwater is None or applied is None or applied >= highwater:
+                continue
+            if ledger.fetched_past(tp, applied + 1, highwater + 1):
+                offsets[tp] = highwater
+            else:
+                read = False
+        return read
 
 
 class TableManager(faust.tables.TableManager):
@@ -206,8 +351,12 @@ class TableManager(faust.tables.TableManager):
 
 
 def install_stall_guard(app: faust.App, interval: float) -> None:
-    last_seen: dict[TP, tuple[int, int]] = {}
-    nudged: set[tuple[TP, int, int]] = set()
+    """Re-read a partition whose position stays below its last stable offset with nothing delivered.
+
+    A missing record is noticed when a later one arrives out of order; when the missing records are
+    the last of their partition, nothing arrives, and this timer notices instead.
+    """
+    last_seen: dict[TP, tuple[int | None, int]] = {}
 
     @app.timer(interval)
     async def resume_stalled_partitions() -> None:
@@ -220,20 +369,13 @@ def install_stall_guard(app: faust.App, interval: float) -> None:
             if consumer._is_changelog_tp(tp) or app.assignor.is_standby(tp):
                 continue
             stable = fetcher_consumer.last_stable_offset(aiokafka_driver.ensure_aiokafka_TP(tp))
-            committed = consumer._committed_offset.get(tp) or 0  # type: ignore[attr-defined]
-            if stable is None or committed >= stable:
+            ledger = consumer.ledger  # type: ignore[attr-defined]
+            if stable is None or ledger.caught_up(tp, stable):
                 last_seen.pop(tp, None)
                 continue
-            state = (committed, stable)
-            if last_seen.get(tp) == state and (tp, *state) not in nudged:
-                # A lag of one is usually the commit marker of the last transaction: nothing to
-                # re-read, and the seek costs one empty fetch.
-                log.info(
-                    "%s[%d] made no progress (committed %d, last stable %d): re-reading from the committed offset",
-                    tp.topic, tp.partition, committed, stable,
-                )
-                nudged.add((tp, *state))
-                await consumer.seek(tp, committed)
+            state = (ledger.position(tp), stable)
+            if last_seen.get(tp) == state:
+                await consumer.reread(tp)  # type: ignore[attr-defined]
             last_seen[tp] = state
 
 

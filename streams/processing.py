@@ -3,7 +3,8 @@
 An agent binds a source topic, a table and a pure decision; `Processor.handle` does the rest for
 each event. Error policy: a message that does not decode, does not validate, has a key that does
 not match its payload, or is not an event the context handles goes to `<topic>.dlq` with the
-reason and the original bytes, and the agent goes on with the next one.
+reason and the original bytes, and the agent goes on with the next one. So does an event whose
+decision raises: decisions are pure, so nothing of it was written.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from streams import topics
 from streams.eos import event_boundary
 from streams.models import DeadLetter, Envelope, utc_now
+from streams.offsets import Admission
 from streams.tables.decision import Decision, UnhandledEvent
 
 log = logging.getLogger(__name__)
@@ -57,19 +59,56 @@ class StateTable(Generic[StateModel]):
 
 
 class Watchers:
-    """Wakes readers waiting for a key of a table to change (long polls, read-your-write).
+    """Wakes readers waiting for a key of a table to change (long polls, read-your-write), and
+    keeps, for a key whose last writes are not committed yet, its value as of the last commit.
 
-    Only wake-ups live here, never state: a reader that misses one still times out and re-reads
-    the table, so losing this on a rebalance costs latency, not correctness.
+    A reader that answered from an uncommitted write could see it undone: a crash aborts the
+    transaction, and the restarted worker restores the key as it was and processes the event
+    again. Readers get the committed value instead (`committed_view`); the write shows once its
+    event's offset is committed, within a commit interval. Nothing here outlives the process: a
+    crash aborts what was uncommitted, and a revoked partition was committed before it moved.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, committed_offset: Callable[[Any], int | None] = lambda tp: None,
+                 assigned: Callable[[Any], bool] = lambda tp: False) -> None:
         self._waiting: dict[tuple[str, bytes], set[asyncio.Future[None]]] = defaultdict(set)
+        # (table, key) -> [value as of the last commit, (partition, offset) of the latest write]
+        self._uncommitted: dict[tuple[str, bytes], list[Any]] = {}
+        self._committed_offset = committed_offset
+        self._assigned = assigned
+        self._sweep_at = 1024
 
-    def notify(self, table: str, key: bytes) -> None:
+    def notify(self, table: str, key: bytes, written_at: tuple[Any, int] | None = None, previous: Any = None) -> None:
+        """`key` of `table` changed from `previous`, by the event at `written_at` (partition, offset)."""
+        if written_at is not None:
+            entry = self._uncommitted.get((table, key))
+            if entry is None or self._committed(entry[1]):
+                self._uncommitted[(table, key)] = [previous, written_at]
+            else:
+                entry[1] = written_at
+            if len(self._uncommitted) >= self._sweep_at:
+                # Keys nobody reads are only found committed here.
+                for done in [k for k, (_, at) in self._uncommitted.items() if self._committed(at)]:
+                    del self._uncommitted[done]
+                self._sweep_at = max(1024, 2 * len(self._uncommitted))
         for future in self._waiting.pop((table, key), ()):
             if not future.done():
                 future.set_result(None)
+
+    def committed_view(self, table: str, key: bytes) -> tuple[bool, Any]:
+        """(True, the value as of the last commit) while the key has uncommitted writes, else (False, None)."""
+        entry = self._uncommitted.get((table, key))
+        if entry is None:
+            return False, None
+        if self._committed(entry[1]):
+            del self._uncommitted[(table, key)]
+            return False, None
+        return True, entry[0]
+
+    def _committed(self, written_at: tuple[Any, int]) -> bool:
+        tp, offset = written_at
+        committed = self._committed_offset(tp)
+        return (committed is not None and committed > offset) or not self._assigned(tp)
 
     async def wait(self, table: str, key: bytes, timeout: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -168,8 +207,14 @@ class Processor(Generic[StateModel]):
         self._spec_by_topic = {topics.full_name(binder.namespace, spec.name): spec for spec in sources}
 
     async def handle(self, event: faust.EventT) -> None:
+        consumer = self.binder.app.consumer
         async with event_boundary:
-            await self._handle(event)
+            admission = consumer.admit(event.message)
+            if admission is Admission.NEXT:
+                await self._handle(event)
+                consumer.processed(event.message)
+            elif admission is Admission.OUT_OF_ORDER:
+                await consumer.reread(event.message.tp, event.message.offset)
 
     async def _handle(self, event: faust.EventT) -> None:
         spec = self._spec_by_topic[event.message.topic]
@@ -197,11 +242,17 @@ class Processor(Generic[StateModel]):
         except UnhandledEvent as exc:
             await self.binder.dead_letter(spec, event, str(exc))
             return
+        except Exception as exc:
+            # Nothing is written before the decision, so the event can be set aside whole; a
+            # crash would only meet it again after the restart.
+            log.exception("deciding %s %s failed", envelope.type, envelope.event_id)
+            await self.binder.dead_letter(spec, event, f"decision failed: {exc!r}")
+            return
         if decision.state != state:
             self.table.put(key, decision.state)
             if self.on_stored is not None:
                 self.on_stored(key, decision.state)
-            self.watchers.notify(self.table.name, key)
+            self.watchers.notify(self.table.name, key, (event.message.tp, event.message.offset), previous=state)
         for index, payload in enumerate(decision.events):
             await self.binder.send(envelope.derive(payload, index, utc_now()))
 

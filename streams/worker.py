@@ -26,6 +26,9 @@ State = TypeVar("State")
 
 MAX_LONG_POLL_SECONDS = 30.0
 RECHECK_SECONDS = 0.5
+# A key with uncommitted writes is answered as of the last commit; the writes show within a commit
+# interval (FC_COMMIT_INTERVAL), so a long poll on such a key looks again this often.
+COMMIT_RECHECK_SECONDS = 0.05
 
 
 class StreamsApp(faust.App):
@@ -67,7 +70,11 @@ class Worker:
         self.settings = settings
         self.app = app or create_faust_app(settings)
         self.binder = TopicBinder(self.app, settings.topic_namespace)
-        self.watchers = Watchers()
+        consumer = self.app.consumer
+        self.watchers = Watchers(
+            committed_offset=lambda tp: consumer._committed_offset.get(tp),
+            assigned=lambda tp: tp in consumer.assignment(),
+        )
         self._serve_readiness()
         eos.install_stall_guard(self.app, settings.stall_check_interval_seconds)
 
@@ -114,7 +121,8 @@ class Worker:
         """Serve a table's values by key.
 
         `wait=S` waits up to S seconds (at most 30) for a missing key to appear or, with
-        `known=<status>`, for the value's status to differ from the known one.
+        `known=<status>`, for the value's status to differ from the known one. Values are served as
+        of the last commit (see `Watchers`).
         """
         watchers = self.watchers
         to_json = render or (lambda state: state.model_dump(mode="json"))
@@ -131,7 +139,9 @@ class Worker:
                 if not self.serving():
                     # A table being restored would answer "missing" for keys it holds.
                     return web.json({"error": "recovering: retry shortly"}, status=503)
-                state = table.get(key)
+                uncommitted, state = watchers.committed_view(table.name, key)
+                if not uncommitted:
+                    state = table.get(key)
                 elapsed = time.monotonic() - started
                 if state is None:
                     remaining = wait - elapsed
@@ -143,7 +153,7 @@ class Worker:
                     return web.json(to_json(state))
                 # Woken by the agent's write; the cap also catches changes that arrive by other
                 # paths (a restore from the changelog) and a rebalance starting meanwhile.
-                await watchers.wait(table.name, key, min(remaining, RECHECK_SECONDS))
+                await watchers.wait(table.name, key, min(remaining, COMMIT_RECHECK_SECONDS if uncommitted else RECHECK_SECONDS))
 
         read_state.__name__ = f"read_{table.name.replace('-', '_')}"
         routed = self.app.table_route(table=table.table, query_param="key")(read_state)

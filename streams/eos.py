@@ -108,12 +108,15 @@ class SourcePartitionTransactionManager(TransactionManager):
         transactional_id: str | None = None,
     ) -> Awaitable[Any]:
         event = current_event()
-        if event is not None:
-            transactional_id = self._transactional_id_for(event.message.tp)
-        elif partition is not None and topic in self.app.tables.changelog_topics:
-            # Table writes reach the producer later, from Faust's send buffer, outside the
-            # event; a changelog partition is its source partition, so its producer is known.
+        if partition is not None and topic in self.app.tables.changelog_topics:
+            # A table write goes to the partition of the event that made it, so its changelog
+            # partition names its transaction. The write reaches the producer later, from Faust's
+            # send buffer, and when that buffer is full it is drained inside whichever event is
+            # being processed then: routed by that event, a write would commit with another
+            # partition's transaction, and a crash could keep the state without the outputs.
             transactional_id = self._transactional_id_for(TP(topic, partition))
+        elif event is not None:
+            transactional_id = self._transactional_id_for(event.message.tp)
         return await self.producer.send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )

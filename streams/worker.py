@@ -35,6 +35,15 @@ class StreamsApp(faust.App):
     def _new_transport(self) -> Any:
         return eos.Transport(self.conf.broker_consumer, self)
 
+    @property
+    def in_transaction(self) -> bool:  # type: ignore[override]
+        # Faust caches this the first time anything asks, and it is true only once its worker
+        # command has started: asked earlier (building the consumer, the producer or a table),
+        # it stays false for good, and the app runs with no transactions, plain producers and
+        # read_uncommitted consumers while configured for exactly-once. This app only ever runs
+        # as a worker.
+        return bool(self.conf.processing_guarantee == faust.types.enums.ProcessingGuarantee.EXACTLY_ONCE)
+
 
 def create_faust_app(settings: Settings) -> faust.App:
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,9 @@ processed, every send (outputs and changelog writes) goes through the transactio
 that event's source partition, so outputs, table changes and the input offset commit together.
 Table writes leave Faust's send buffer after the event, so they are routed by their changelog
 partition (which is the source partition) and the buffer is drained before every commit. Other
-sends outside event processing (timers) are plain idempotent sends.
+sends outside event processing (timers) are plain idempotent sends. Transactions are named after
+the partition alone (see `transactional_id_format`). Whether the app runs transactions at all is
+decided in `streams.worker.StreamsApp.in_transaction`.
 
 A second fix concerns recovery. In exactly-once mode Faust reads a changelog's end (its last
 stable offset) from the consumer's cached fetch state, which is empty right after a rebalance;
@@ -32,18 +34,12 @@ off for stream partitions. A fetch hook on aiokafka tells the ledger which offse
 (transaction markers, aborted records). A timer re-reads a partition whose missing records were
 its last, where no later record arrives to reveal the hole.
 
-Two fixes concern recovery. The consumer's flow is active while changelogs are read, and Faust
-resumes the stream partitions, seeks them to their committed offsets and only then resumes flow
-control, which clears every stream buffer: the consumer's flow is stopped before that sequence, so
-delivery starts at the committed offsets. A partition with no committed offset yet is sought to
-its beginning, where the reset policy would start it, instead of wherever a dropped fetch left it.
-
-Restoring a changelog ends early when a timeout left over from the idle time before a recovery
-fires as the recovery starts: Faust then takes "fetched up to the highwater but nothing applied"
-for aborted transactions, marks the partition as read and skips the records still on their way
-(an order reserved just before a crash was missing after the restart). The changelog wait below
-does not time out in the first two periods of a recovery, so that shortcut is only taken for a
-partition that really stays silent.
+Recovery: a partition with no committed offset yet is sought to its beginning, where the reset
+policy would start it, instead of wherever a dropped fetch left it. Restoring a changelog ends as
+soon as the fetcher has crossed from the last applied record to the changelog's end with nothing
+between (the trailing commit marker is never delivered, and Faust waits two idle periods of 5 s
+for it); otherwise Faust's own rule applies, but not within the first two periods of a recovery,
+when a timeout left over from the idle time before it could end it with records still on their way.
 
 Local state is discarded at every worker start (`streams.__main__`): RocksDB holds the writes of
 an open transaction, which a crash aborts.

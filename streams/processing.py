@@ -69,8 +69,7 @@ class Watchers:
     crash aborts what was uncommitted, and a revoked partition was committed before it moved.
     """
 
-    def __init__(self, committed_offset: Callable[[Any], int | None] = lambda tp: None,
-                 assigned: Callable[[Any], bool] = lambda tp: False) -> None:
+    def __init__(self, committed_offset: Callable[[Any], int | None], assigned: Callable[[Any], bool]) -> None:
         self._waiting: dict[tuple[str, bytes], set[asyncio.Future[None]]] = defaultdict(set)
         # (table, key) -> [value as of the last commit, (partition, offset) of the latest write]
         self._uncommitted: dict[tuple[str, bytes], list[Any]] = {}
@@ -78,19 +77,18 @@ class Watchers:
         self._assigned = assigned
         self._sweep_at = 1024
 
-    def notify(self, table: str, key: bytes, written_at: tuple[Any, int] | None = None, previous: Any = None) -> None:
+    def notify(self, table: str, key: bytes, written_at: tuple[Any, int], previous: Any) -> None:
         """`key` of `table` changed from `previous`, by the event at `written_at` (partition, offset)."""
-        if written_at is not None:
-            entry = self._uncommitted.get((table, key))
-            if entry is None or self._committed(entry[1]):
-                self._uncommitted[(table, key)] = [previous, written_at]
-            else:
-                entry[1] = written_at
-            if len(self._uncommitted) >= self._sweep_at:
-                # Keys nobody reads are only found committed here.
-                for done in [k for k, (_, at) in self._uncommitted.items() if self._committed(at)]:
-                    del self._uncommitted[done]
-                self._sweep_at = max(1024, 2 * len(self._uncommitted))
+        entry = self._uncommitted.get((table, key))
+        if entry is None or self._committed(entry[1]):
+            self._uncommitted[(table, key)] = [previous, written_at]
+        else:
+            entry[1] = written_at
+        if len(self._uncommitted) >= self._sweep_at:
+            # Keys nobody reads are only found committed here.
+            for done in [k for k, (_, at) in self._uncommitted.items() if self._committed(at)]:
+                del self._uncommitted[done]
+            self._sweep_at = max(1024, 2 * len(self._uncommitted))
         for future in self._waiting.pop((table, key), ()):
             if not future.done():
                 future.set_result(None)

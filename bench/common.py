@@ -13,6 +13,7 @@ seconds run before its JIT has compiled the hot path.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -151,20 +152,33 @@ class Drain:
     startup_seconds: float  # from the start of the processor to the first progress past the setup
     # The same from the first poll past half of the backlog: without a JIT's warm-up, for instance.
     second_half_events_per_second: float
+    # CPU time the processor's process used per record over the same span as `events_per_second`:
+    # what the work costs, whatever else the shared machine was doing meanwhile.
+    cpu_ms_per_event: float
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def time_drain(bootstrap: str, group: str, topic: str, setup_records: int, alive: Callable[[], bool],
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_drain(bootstrap: str, group: str, topic: str, setup_records: int, pid: int, alive: Callable[[], bool],
                timeout: float, label: str) -> Drain:
-    """Poll `group`'s committed offsets on `topic` from now until they reach the topic's end."""
+    """Poll `group`'s committed offsets on `topic` from now until they reach the topic's end.
+
+    `pid` is the processor's process, whose CPU time is taken over the timed span.
+    """
     ends = end_offsets(bootstrap, topic)
     end_total = sum(ends.values())
     wanted = [confluent_kafka.TopicPartition(topic, p) for p in ends]
     watcher = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     started = time.monotonic()
     first: tuple[float, int] | None = None
+    cpu_at_first = 0.0
     half: tuple[float, int] | None = None
     last_report = started
     try:
@@ -173,6 +187,7 @@ def time_drain(bootstrap: str, group: str, topic: str, setup_records: int, alive
             committed = sum(max(tp.offset, 0) for tp in watcher.committed(wanted, timeout=10))
             if first is None and committed > setup_records:
                 first = (now, committed)
+                cpu_at_first = cpu_seconds(pid)
             if half is None and committed > (setup_records + end_total) / 2:
                 half = (now, committed)
             if committed >= end_total:
@@ -182,7 +197,7 @@ def time_drain(bootstrap: str, group: str, topic: str, setup_records: int, alive
                 events = committed - first[1]
                 seconds = now - first[0]
                 return Drain(events, seconds, events / seconds, first[0] - started,
-                             (committed - half[1]) / (now - half[0]))
+                             (committed - half[1]) / (now - half[0]), 1000 * (cpu_seconds(pid) - cpu_at_first) / events)
             if now - started > timeout:
                 raise RuntimeError(f"{label}: {committed - setup_records} of {end_total - setup_records} "
                                    f"records committed after {timeout:.0f}s")

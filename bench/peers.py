@@ -69,7 +69,7 @@ def run_peer(peer: str, ours: OursRun) -> dict[str, Any]:
     progress(f"  {peer}: started; timing it over the same {ours.workload.events} reservations")
     try:
         drain = time_drain(ours.bootstrap, group, ours.stack.topic("inventory.commands"),
-                           ours.workload.setup_commands, lambda: process.running,
+                           ours.workload.setup_commands, process.pid, lambda: process.running,
                            timeout=max(300.0, ours.workload.events / 50), label=peer)
     except RuntimeError:
         print(process.log_tail())

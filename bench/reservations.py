@@ -204,8 +204,7 @@ class OursRun:
         if self.backlog_on_restart:
             worker.stop()
         else:
-            assert worker.popen is not None
-            os.kill(worker.popen.pid, signal.SIGSTOP)
+            os.kill(worker.pid, signal.SIGSTOP)
         started = time.monotonic()
         write(self.bootstrap, self.namespace, backlog)
         paused = time.monotonic() - started
@@ -219,11 +218,10 @@ class OursRun:
             worker = self.stack.start_worker(0, wait=False)
         else:
             worker = self.stack.workers[0]
-            assert worker.popen is not None
-            os.kill(worker.popen.pid, signal.SIGCONT)
+            os.kill(worker.pid, signal.SIGCONT)
         try:
             drain = time_drain(self.bootstrap, self.stack.app_id, self.stack.topic("inventory.commands"),
-                               self.workload.setup_commands, lambda: worker.running,
+                               self.workload.setup_commands, worker.pid, lambda: worker.running,
                                timeout=max(300.0, self.workload.events / 50), label="ours")
         except RuntimeError:
             print(worker.log_tail())
@@ -235,8 +233,8 @@ class OursRun:
     def close(self) -> None:
         """Stop the stack, resuming a worker left paused by a failure first (SIGTERM waits for SIGCONT)."""
         worker = self.stack.workers.get(0)
-        if worker is not None and worker.running and worker.popen is not None:
-            os.kill(worker.popen.pid, signal.SIGCONT)
+        if worker is not None and worker.running:
+            os.kill(worker.pid, signal.SIGCONT)
         self.stack.stop()
 
     def verify(self) -> dict[str, Any]:
@@ -260,7 +258,8 @@ def main() -> None:
         finally:
             ours.close()
         checked = ours.verify()
-    progress(f"ours: {drain.events_per_second:.0f} reservations/s ({drain.events} in {drain.seconds:.1f}s)")
+    progress(f"ours: {drain.events_per_second:.0f} reservations/s ({drain.events} in {drain.seconds:.1f}s), "
+             f"{drain.cpu_ms_per_event:.2f} CPU ms per reservation")
     if not checked["exactly_once"]:
         raise SystemExit(f"[bench] ours did not answer every reservation exactly once: {problems(checked)}")
 

@@ -76,6 +76,9 @@ class Settings:
     read_miss_wait_seconds: float = field(default_factory=lambda: _env_float("FC_READ_MISS_WAIT", 3.0))
     # Exactly-once commits one transaction per interval; every hop of a request waits for one.
     commit_interval_seconds: float = field(default_factory=lambda: _env_float("FC_COMMIT_INTERVAL", 0.1))
+    # Other workers keep this many replicas of each table partition up to date from its changelog,
+    # so that one taking a partition over restores only the tail (bench/scaling.py measures it).
+    standby_replicas: int = field(default_factory=lambda: _env_int("FC_STANDBY_REPLICAS", 1))
     # How often a worker checks its partitions for a stalled stream (see streams/eos.py).
     stall_check_interval_seconds: float = field(default_factory=lambda: _env_float("FC_STALL_CHECK_INTERVAL", 5.0))
     hold_ttl_seconds: float = field(default_factory=lambda: _env_float("FC_HOLD_TTL_SECONDS", 900.0))

@@ -54,6 +54,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         processing_guarantee="exactly_once",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
+        table_standby_replicas=settings.standby_replicas,
         datadir=str(settings.worker_data_dir),
         web_host=settings.worker_host,
         web_bind=settings.worker_host,

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import RESULTS_DIR, bench_port, broker, data_dir, progress
+from bench.common import RESULTS_DIR, bench_port, broker, cpu_seconds, data_dir, progress
 from devtools.stack import JWT_SECRET, Stack
 from devtools.stripe_mock import StripeMock
 from gateway.tokens import mint
@@ -109,17 +109,22 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         await client.seed()
         progress("warm-up: 100 orders")
         await throughput(client, 100, args.concurrency, offset=10_000_000)
-        rates, p50s, p99s = [], [], []
+        rates, p50s, p99s, cpu_ms = [], [], [], []
+        processes = [stack.workers[0], stack.gateway]
         for run_no in range(args.runs):
+            cpu_before = [cpu_seconds(p.pid) for p in processes]
             rate = await throughput(client, args.orders, args.concurrency, offset=run_no * 1_000_000)
             rates.append(rate)
-            progress(f"run {run_no + 1}/{args.runs}: {rate:.0f} orders/s settled (POST -> reserved)")
+            cpu_ms.append([1000 * (cpu_seconds(p.pid) - before) / args.orders for p, before in zip(processes, cpu_before)])
+            progress(f"run {run_no + 1}/{args.runs}: {rate:.0f} orders/s settled (POST -> reserved); CPU ms per order: "
+                     f"worker {cpu_ms[-1][0]:.1f}, gateway {cpu_ms[-1][1]:.1f}")
             latencies = await latency_at(client, rate / 2, args.latency_seconds, offset=run_no * 1_000_000 + 500_000)
             p50s.append(percentile(latencies, 0.50) * 1000)
             p99s.append(percentile(latencies, 0.99) * 1000)
             progress(f"run {run_no + 1}/{args.runs}: at {rate / 2:.0f}/s offered, p50 {p50s[-1]:.0f} ms, p99 {p99s[-1]:.0f} ms "
                      f"({len(latencies)} orders)")
     return {"orders_per_second": rates, "p50_ms": p50s, "p99_ms": p99s,
+            "worker_cpu_ms_per_order": [w for w, _ in cpu_ms], "gateway_cpu_ms_per_order": [g for _, g in cpu_ms],
             "orders": args.orders, "concurrency": args.concurrency, "runs": args.runs}
 
 

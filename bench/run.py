@@ -83,11 +83,14 @@ def table(results: dict[str, Any], command: str) -> str:
         failed = [f"run {n}: {problems(run[name]['verified'])}" for n, run in enumerate(runs, 1)
                   if not run[name]["verified"]["exactly_once"]]
         warning = f" NOT EXACTLY ONCE ({'; '.join(failed)})" if failed else ""
-        rows.append(f"| {LABELS[name]}: reservations/s | {rate:,.0f} (second half of the backlog: {later:,.0f})"
-                    f"{warning} |")
+        cpu = median(runs, name, "cpu_ms_per_event")
+        rows.append(f"| {LABELS[name]}: reservations/s | {rate:,.0f} (second half of the backlog: {later:,.0f}; "
+                    f"{cpu:.2f} CPU ms each){warning} |")
     for peer in PEERS:
         ratio = statistics.median(run["ours"]["events_per_second"] / run[peer]["events_per_second"] for run in runs)
-        rows.append(f"| ours / {peer} (median of per-run ratios) | {ratio:.3f} (1 : {1 / ratio:,.1f}) |")
+        cpu_ratio = statistics.median(run["ours"]["cpu_ms_per_event"] / run[peer]["cpu_ms_per_event"] for run in runs)
+        rows.append(f"| ours / {peer} (median of per-run ratios) | {ratio:.3f} (1 : {1 / ratio:,.1f}); "
+                    f"CPU per reservation {cpu_ratio:,.1f} x the peer's |")
     size = runs[0]["envelope_bytes"]
     for key, what in (("producer", "producer"), ("producer_transactional", "producer, transactions of 100 ms"),
                       ("consumer", "consumer")):
@@ -96,7 +99,9 @@ def table(results: dict[str, Any], command: str) -> str:
         rows.append(f"| broker ceiling, {what}, {size}-byte records | {rate:,.0f} records/s ({mb:.1f} MB/s) |")
     e2e = results.get("orders_e2e")
     if e2e:
-        rows.append(f"| orders settled per second, POST -> reserved | {statistics.median(e2e['orders_per_second']):.0f} |")
+        rows.append(f"| orders settled per second, POST -> reserved | {statistics.median(e2e['orders_per_second']):.0f} "
+                    f"(CPU ms per order: worker {statistics.median(e2e['worker_cpu_ms_per_order']):.1f}, "
+                    f"gateway {statistics.median(e2e['gateway_cpu_ms_per_order']):.1f}) |")
         rows.append(f"| p50 / p99 POST -> reserved at half that rate | {statistics.median(e2e['p50_ms']):.0f} ms / "
                     f"{statistics.median(e2e['p99_ms']):.0f} ms |")
     else:

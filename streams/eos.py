@@ -12,7 +12,7 @@ that event's source partition, so outputs, table changes and the input offset co
 Table writes leave Faust's send buffer after the event, so they are routed by their changelog
 partition (which is the source partition) and the buffer is drained before every commit. Other
 sends outside event processing (timers) are plain idempotent sends. Transactions are named after
-the partition alone (see `transactional_id_format`). Whether the app runs transactions at all is
+the partition alone (see `transactional_id`). Whether the app runs transactions at all is
 decided in `streams.worker.StreamsApp.in_transaction`.
 
 A second fix concerns recovery. In exactly-once mode Faust reads a changelog's end (its last
@@ -79,18 +79,31 @@ log = logging.getLogger(__name__)
 event_boundary = asyncio.Lock()
 
 
-class SourcePartitionTransactionManager(TransactionManager):
-    # Faust names a transaction after the partition and the number of its topic group, and numbers
-    # the groups by partition count: the single-partition leader topic, missing at a first start
-    # and present at the next, shifts the number of every other group. A restarted worker then
-    # opens differently named transactions, never fences its predecessor's, and their open
-    # transactions hold back every read_committed reader of those partitions until the broker
-    # times them out. Every topic of the project has the same partition count, so the partition
-    # alone names a task.
-    transactional_id_format = "{group_id}-p{tpg.partition}"
+def transactional_id(app_id: str, tp: TP) -> str:
+    """The transaction of the task that reads `tp`: `<app>-p<partition>`.
 
+    Faust names a transaction after the partition and the number of its topic group, and numbers
+    the groups by partition count: the single-partition leader topic, missing at a first start
+    and present at the next, shifts the number of every other group. A restarted worker then
+    opens differently named transactions, never fences its predecessor's, and their open
+    transactions hold back every read_committed reader of those partitions until the broker
+    times them out. Every topic of the project has the same partition count and is
+    co-partitioned, so the partition alone names a task. Faust's own leader topic is not the
+    project's: assigned to any worker, its partition 0 would share `<app>-p0` with another
+    worker's partition 0, and each worker would fence the other's producer in turn.
+    """
+    if tp.topic == f"{app_id}-__assignor-__leader":
+        return f"{app_id}-leader-p{tp.partition}"
+    return f"{app_id}-p{tp.partition}"
+
+
+class SourcePartitionTransactionManager(TransactionManager):
     def _transactional_id_for(self, tp: TP) -> str:
-        return f"{self.app.conf.id}-p{tp.partition}"
+        return transactional_id(self.app.conf.id, tp)
+
+    def _tps_to_transactional_ids(self, tps: set[TP]) -> set[str]:
+        assignor = self.app.assignor
+        return {self._transactional_id_for(tp) for tp in tps if not assignor.is_standby(tp)}
 
     async def send(  # type: ignore[override]
         self,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from faust.types import TP as FaustTP
 
+from streams.eos import transactional_id
 from streams.offsets import Admission, OffsetLedger
 from streams.processing import Watchers
 
@@ -140,3 +142,16 @@ def test_a_revoked_partition_reads_from_the_table(watchers: Watchers, partition:
     watchers.notify("orders", b"o-1", (TP, 5), previous=None)
     partition.assigned = False
     assert watchers.committed_view("orders", b"o-1") == (False, None)
+
+
+def test_co_partitioned_topics_and_their_changelogs_share_a_partitions_transaction() -> None:
+    names = {transactional_id("shop", FaustTP(topic, 3))
+             for topic in ("inventory.commands", "orders.events", "shop-inventory-changelog")}
+    assert names == {"shop-p3"}
+    assert transactional_id("shop", FaustTP("inventory.commands", 4)) != "shop-p3"
+
+
+def test_the_leader_topic_never_shares_a_transaction_with_partition_0() -> None:
+    # Faust assigns its leader topic to any worker: a shared name would have two workers fence each other.
+    leader = transactional_id("shop", FaustTP("shop-__assignor-__leader", 0))
+    assert leader not in {transactional_id("shop", FaustTP("inventory.commands", p)) for p in range(8)}

@@ -1,7 +1,9 @@
 """`make bench`: the benchmarks side by side on one broker, with medians over several runs.
 
     .venv/bin/python -m bench.run [--runs 3] [--events 100000] [--skus 10000]
-        [--broker-records 1000000] [--orders 600] [--skip-orders] [--bootstrap HOST:PORT]
+        [--broker-records 1000000] [--orders 600] [--skip-orders]
+        [--scaling-events 20000] [--scaling-skus 2000] [--workers 1,2,4] [--keys 100000] [--skip-scaling]
+        [--bootstrap HOST:PORT]
 
 Each run, on a fresh stack (own topics, worker and data directory under .data/bench-*):
 1. ours: reservations per second of one worker over a backlog on `inventory.commands`
@@ -11,8 +13,11 @@ Each run, on a fresh stack (own topics, worker and data directory under .data/be
    exactly_once_v2 and RocksDB (bench/kafka-streams), verified the same way (bench/peers.py);
 3. the broker's ceiling from Kafka's ProducerPerformance / ConsumerPerformance (bench/broker_ceiling.py).
 Then once: orders settled end to end through the gateway (bench/orders_e2e.py's run, with its own
---runs), unless --skip-orders. Prints a table of medians and the command that reproduces it; the
-raw figures go to bench/results/bench-<UTC time>.json.
+--runs), unless --skip-orders. Then scaling and recovery (bench/scaling.py, with the same --runs):
+reservations/s with 1, 2 and 4 workers on 8 partitions, and how long a worker that takes over a
+table partition of --keys keys needs to serve it, with and without a standby replica, unless
+--skip-scaling. Prints the tables of medians and the command that reproduces them; the raw figures
+go to bench/results/bench-<UTC time>.json.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import broker_ceiling, orders_e2e
+from bench import broker_ceiling, orders_e2e, scaling
 from bench.common import DATA_ROOT, RESULTS_DIR, broker, progress
 from bench.peers import PEERS, build_kstreams, run_peer
 from bench.reservations import OursRun, Workload, problems
@@ -60,6 +65,16 @@ def orders_end_to_end(bootstrap: str, args: argparse.Namespace) -> dict[str, Any
     progress("orders end to end (bench/orders_e2e.py)")
     e2e_args = argparse.Namespace(orders=args.orders, runs=args.runs, concurrency=32, latency_seconds=10.0)
     return orders_e2e.measure(bootstrap, e2e_args, keep=args.keep)
+
+
+def scaling_figures(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
+    progress("scaling and recovery (bench/scaling.py)")
+    scaling_args = scaling.parser().parse_args([
+        "--runs", str(args.runs), "--events", str(args.scaling_events), "--skus", str(args.scaling_skus),
+        "--workers", ",".join(map(str, args.workers)), "--keys", str(args.keys),
+    ])
+    scaling_args.keep = args.keep
+    return scaling.measure(bootstrap, scaling_args)
 
 
 def median(runs: list[dict[str, Any]], *path: str) -> float:
@@ -120,6 +135,13 @@ def main() -> None:
     parser.add_argument("--broker-records", type=int, default=1_000_000, help="records per perf-tool pass")
     parser.add_argument("--orders", type=int, default=600, help="orders per end-to-end run")
     parser.add_argument("--skip-orders", action="store_true", help="leave out the end-to-end orders figures")
+    parser.add_argument("--scaling-events", type=int, default=20_000,
+                        help="ReserveStock commands per scaling run (each worker count)")
+    parser.add_argument("--scaling-skus", type=int, default=2_000)
+    parser.add_argument("--workers", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 4],
+                        help="worker counts of the scaling runs, comma-separated (default 1,2,4)")
+    parser.add_argument("--keys", type=int, default=100_000, help="keys of the table a takeover restores")
+    parser.add_argument("--skip-scaling", action="store_true", help="leave out scaling and recovery")
     parser.add_argument("--bootstrap", help="an existing cluster (default: a throwaway broker on free ports)")
     parser.add_argument("--keep", action="store_true", help="keep the runs' data directories and logs")
     args = parser.parse_args()
@@ -137,6 +159,8 @@ def main() -> None:
             results["runs"].append(one_run(bootstrap, args, run_no))
         if not args.skip_orders:
             results["orders_e2e"] = orders_end_to_end(bootstrap, args)
+        if not args.skip_scaling:
+            results["scaling"] = scaling_figures(bootstrap, args)
     results["load_average_at_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - started
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -144,14 +168,18 @@ def main() -> None:
     path.write_text(json.dumps(results, indent=2))
     print()
     print(table(results, command))
+    if "scaling" in results:
+        print()
+        print("\n".join(scaling.table(results["scaling"], command)))
     print(f"\nraw results: {path.relative_to(RESULTS_DIR.parent.parent)}; load average at start "
           f"{results['load_average_at_start'][0]:.1f}, at end {results['load_average_at_end'][0]:.1f} "
           f"on {results['cpus']} CPUs")
     failed = sorted({name for run in results["runs"] for name in ("ours", *PEERS)
                      if not run[name]["verified"]["exactly_once"]})
-    if failed:
-        raise SystemExit(f"[bench] not every reservation was answered exactly once by: {', '.join(failed)} "
-                         "(see the table and the JSON)")
+    trouble = [f"not every reservation was answered exactly once by: {', '.join(failed)}" if failed else None,
+               scaling.trouble_in(results["scaling"]) if "scaling" in results else None]
+    if any(trouble):
+        raise SystemExit(f"[bench] {'; '.join(t for t in trouble if t)} (see the tables and the JSON)")
 
 
 if __name__ == "__main__":

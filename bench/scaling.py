@@ -48,8 +48,9 @@ from the changelog, is exactly what a takeover does; the writes only skip the ag
    before it. Afterwards more keys of those partitions are read from B and checked.
 
 Prints a markdown table of medians over --runs with the command that reproduces it, and writes the
-raw figures to bench/results/scaling-<UTC time>.json. `measure(bootstrap, args)` and
-`table(results, command)` are what bench/run.py can call (`parser()` gives the arguments).
+raw figures to bench/results/scaling-<UTC time>.json. `make bench` (bench/run.py) runs
+it after the other figures with `measure(bootstrap, args)`, `table(results, command)` and
+`trouble_in(results)`.
 """
 
 from __future__ import annotations
@@ -661,6 +662,18 @@ def table(results: dict[str, Any], command: str) -> list[str]:
     return rows
 
 
+def trouble_in(results: dict[str, Any]) -> str | None:
+    """What went wrong in these results, in a few words, or None: failed attempts, runs whose answers
+    were not exactly once, takeovers after which B served wrong values."""
+    crashed = [r for r in results["throughput"] + results["takeover"] if "failed" in r]
+    failed = [r for r in results["throughput"] if "failed" not in r and not r["verified"]["exactly_once"]]
+    wrong = [r for r in results["takeover"] if r.get("wrong_after_takeover")]
+    if not (crashed or failed or wrong):
+        return None
+    return (f"scaling: {len(crashed)} failed attempts, {len(failed)} runs not exactly once, {len(wrong)} "
+            "takeovers with wrong values")
+
+
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -697,12 +710,9 @@ def main() -> None:
     print(f"\nraw results: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}; "
           f"{results['seconds'] / 60:.1f} min; load average at start {load_at_start[0]:.1f}, at end "
           f"{results['load_average_at_end'][0]:.1f} on {results['cpus']} CPUs")
-    crashed = [r for r in results["throughput"] + results["takeover"] if "failed" in r]
-    failed = [r for r in results["throughput"] if "failed" not in r and not r["verified"]["exactly_once"]]
-    wrong = [r for r in results["takeover"] if r.get("wrong_after_takeover")]
-    if crashed or failed or wrong:
-        raise SystemExit(f"[bench] {len(crashed)} failed attempts, {len(failed)} runs not exactly once, {len(wrong)} "
-                         "takeovers with wrong values (see the table and the JSON)")
+    trouble = trouble_in(results)
+    if trouble:
+        raise SystemExit(f"[bench] {trouble} (see the table and the JSON)")
 
 
 if __name__ == "__main__":

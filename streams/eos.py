@@ -391,6 +391,26 @@ def install_stall_guard(app: faust.App, interval: float) -> None:
             last_seen[tp] = state
 
 
+class Producer(aiokafka_driver.Producer):
+    """Faust's producer with aiokafka's retry backoff set from `StreamsApp.producer_retry_backoff_seconds`.
+
+    Faust passes no retry backoff, so aiokafka waits its default 100 ms before retrying any
+    transactional request. Kafka 4 verifies each transactional offset commit with the transaction
+    coordinator (`transaction.partition.verification.enable`, on by default), and under load most
+    of our commits had one of their TxnOffsetCommits (aiokafka sends v0) answered
+    COORDINATOR_NOT_AVAILABLE once, then accepted on the retry; with the verification off on the
+    broker those answers stopped. Every agent waits while a commit runs (see `event_boundary`), so
+    the 100 ms wait left a worker idle about half the time (bench/README.md). A retry resends the
+    same request within the same transaction, so a shorter wait changes no outcome; the broker's
+    verification stays on.
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        backoff = self.app.producer_retry_backoff_seconds  # type: ignore[attr-defined]
+        return {**super()._settings_extra(), "retry_backoff_ms": max(1, round(1000 * backoff))}
+
+
 class Transport(aiokafka_driver.Transport):
     Consumer = Consumer
+    Producer = Producer
     TransactionManager = SourcePartitionTransactionManager

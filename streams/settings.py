@@ -76,6 +76,9 @@ class Settings:
     read_miss_wait_seconds: float = field(default_factory=lambda: _env_float("FC_READ_MISS_WAIT", 3.0))
     # Exactly-once commits one transaction per interval; every hop of a request waits for one.
     commit_interval_seconds: float = field(default_factory=lambda: _env_float("FC_COMMIT_INTERVAL", 0.1))
+    # How long the producers wait before retrying a transactional request the broker refused for
+    # now; aiokafka's default of 0.1 s made most commits take that long (streams/eos.py `Producer`).
+    producer_retry_backoff_seconds: float = field(default_factory=lambda: _env_float("FC_PRODUCER_RETRY_BACKOFF", 0.01))
     # Other workers keep this many replicas of each table partition up to date from its changelog,
     # so that one taking a partition over restores only the tail (bench/scaling.py measures it).
     standby_replicas: int = field(default_factory=lambda: _env_int("FC_STANDBY_REPLICAS", 1))

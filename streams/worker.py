@@ -32,6 +32,9 @@ COMMIT_RECHECK_SECONDS = 0.05
 
 
 class StreamsApp(faust.App):
+    # What the producers wait before retrying a request the broker refused for now (streams/eos.py).
+    producer_retry_backoff_seconds: float = 0.1
+
     def _new_transport(self) -> Any:
         return eos.Transport(self.conf.broker_consumer, self)
 
@@ -47,7 +50,7 @@ class StreamsApp(faust.App):
 
 def create_faust_app(settings: Settings) -> faust.App:
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
-    return StreamsApp(
+    app = StreamsApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="rocksdb://",
@@ -77,6 +80,8 @@ def create_faust_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    app.producer_retry_backoff_seconds = settings.producer_retry_backoff_seconds
+    return app
 
 
 class Worker:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from faust.types import TP as FaustTP
 
 from streams.eos import transactional_id
 from streams.offsets import Admission, OffsetLedger
 from streams.processing import Watchers
+from streams.settings import Settings
+from streams.worker import create_faust_app
 
 TP = ("inventory.commands", 3)
 
@@ -155,3 +159,8 @@ def test_the_leader_topic_never_shares_a_transaction_with_partition_0() -> None:
     # Faust assigns its leader topic to any worker: a shared name would have two workers fence each other.
     leader = transactional_id("shop", FaustTP("shop-__assignor-__leader", 0))
     assert leader not in {transactional_id("shop", FaustTP("inventory.commands", p)) for p in range(8)}
+
+
+def test_producers_retry_after_the_configured_backoff(tmp_path: Path) -> None:
+    app = create_faust_app(Settings(worker_data_dir=tmp_path, producer_retry_backoff_seconds=0.01))
+    assert app.producer._settings_extra()["retry_backoff_ms"] == 10

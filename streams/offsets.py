@@ -61,8 +61,13 @@ class OffsetLedger:
     def fetched(self, tp: Hashable, fetch_position: int, offsets: Iterable[int], next_position: int) -> None:
         """The fetcher returned records at `offsets`, in order, reading from `fetch_position` up to
         `next_position` (past any markers after the last record)."""
-        expected = fetch_position
         with self._lock:
+            # A fetch that ended by crossing markers leaves its position past them, and the next
+            # fetch starts there: the run it crossed reaches this fetch's first record. Without
+            # it, every record right after a commit marker that ended a fetch (the common case for
+            # a consumer that keeps up) looked out of order and cost a re-read.
+            tail = self._tail.get(tp)
+            expected = tail[0] if tail is not None and tail[1] == fetch_position else fetch_position
             # Runs are kept for partitions being processed only (changelogs are compacted: full
             # of holes nobody asks about), the tail for every partition.
             runs = self._crossed_from.setdefault(tp, {}) if tp in self._position else None

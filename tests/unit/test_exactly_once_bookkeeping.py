@@ -54,6 +54,22 @@ def test_markers_at_the_fetch_position_do_not_hold_the_position(ledger: OffsetLe
     assert ledger.admit(TP, 13) is Admission.NEXT
 
 
+def test_markers_the_previous_fetch_crossed_do_not_hold_the_position(ledger: OffsetLedger) -> None:
+    # The first fetch returned 10 and crossed the marker 11; the next one starts at 12.
+    ledger.fetched(TP, 10, [10], next_position=12)
+    ledger.fetched(TP, 12, [12], next_position=13)
+    ledger.processed(TP, 10)
+    assert ledger.admit(TP, 12) is Admission.NEXT
+
+
+def test_a_fetch_elsewhere_does_not_continue_the_previous_fetchs_run(ledger: OffsetLedger) -> None:
+    # The first fetch crossed the marker 11 to 12; a later fetch from 14 (after a seek) returns 15.
+    ledger.fetched(TP, 10, [10], next_position=12)
+    ledger.fetched(TP, 14, [15], next_position=16)
+    ledger.processed(TP, 10)
+    assert ledger.admit(TP, 15) is Admission.OUT_OF_ORDER
+
+
 def test_a_crossed_run_counts_only_when_it_starts_at_or_below_the_position(ledger: OffsetLedger) -> None:
     # Fetched 10, 11, then crossed the marker 12 to 13; 10 and 11 never reached the agent.
     ledger.fetched(TP, 10, [10, 11, 13], next_position=14)

@@ -14,6 +14,7 @@ seconds run before its JIT has compiled the hot path.
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from devtools.kafka import throwaway_broker
-from devtools.stack import free_port
+from devtools.stack import Stack, free_port
 from streams.partitioning import CONFLUENT_PARTITIONER
 from streams.settings import PROJECT_ROOT
 
@@ -40,6 +41,20 @@ POLL_SECONDS = 0.1
 
 def progress(message: str) -> None:
     print(f"[bench] {message}", flush=True)
+
+
+def int_list(text: str) -> list[int]:
+    """A command-line list of whole numbers, comma-separated ("1,2,4")."""
+    return [int(n) for n in text.split(",")]
+
+
+def stop_resumed(stack: Stack) -> None:
+    """Stop a stack's processes, resuming paused workers first (a stopped process ignores SIGTERM
+    until SIGCONT)."""
+    for worker in stack.workers.values():
+        if worker.running:
+            os.kill(worker.pid, signal.SIGCONT)
+    stack.stop()
 
 
 def data_dir(name: str) -> Path:

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import RESULTS_DIR, bench_port, broker, cpu_seconds, data_dir, progress
+from bench.common import RESULTS_DIR, bench_port, broker, cpu_seconds, data_dir, int_list, progress
 from devtools.stack import JWT_SECRET, Stack
 from devtools.stripe_mock import StripeMock
 from gateway.tokens import mint
@@ -37,10 +37,6 @@ SKUS = [f"BENCH-{n}" for n in range(16)]
 # One more step of the concurrency ladder must raise the rate by this much to count as unsaturated.
 SATURATION_GAIN = 1.10
 DEFAULT_LADDER = [32, 64, 128, 256]
-
-
-def concurrency_ladder(text: str) -> list[int]:
-    return [int(n) for n in text.split(",")]
 
 
 class Client:
@@ -184,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=600)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--concurrency", type=concurrency_ladder, default=DEFAULT_LADDER,
+    parser.add_argument("--concurrency", type=int_list, default=DEFAULT_LADDER,
                         help="clients to try, comma-separated, climbed until the rate stops rising (default 32,64,128,256)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     args = parser.parse_args()

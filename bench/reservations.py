@@ -42,6 +42,7 @@ from bench.common import (
     producer,
     progress,
     read_committed,
+    stop_resumed,
     time_drain,
 )
 from devtools.stack import Stack
@@ -231,11 +232,8 @@ class OursRun:
         return drain
 
     def close(self) -> None:
-        """Stop the stack, resuming a worker left paused by a failure first (SIGTERM waits for SIGCONT)."""
-        worker = self.stack.workers.get(0)
-        if worker is not None and worker.running:
-            os.kill(worker.pid, signal.SIGCONT)
-        self.stack.stop()
+        """Stop the stack, resuming a worker left paused by a failure first."""
+        stop_resumed(self.stack)
 
     def verify(self) -> dict[str, Any]:
         return verify(self.bootstrap, self.stack.topic("inventory.reservations"), self.workload, "ours")

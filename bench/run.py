@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import broker_ceiling, orders_e2e, scaling
-from bench.common import DATA_ROOT, RESULTS_DIR, broker, progress
+from bench.common import DATA_ROOT, RESULTS_DIR, broker, int_list, progress
 from bench.peers import PEERS, build_kstreams, run_peer
 from bench.reservations import OursRun, Workload, problems
 
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--scaling-events", type=int, default=20_000,
                         help="ReserveStock commands per scaling run (each worker count)")
     parser.add_argument("--scaling-skus", type=int, default=2_000)
-    parser.add_argument("--workers", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 4],
+    parser.add_argument("--workers", type=int_list, default=[1, 2, 4],
                         help="worker counts of the scaling runs, comma-separated (default 1,2,4)")
     parser.add_argument("--keys", type=int, default=100_000, help="keys of the table a takeover restores")
     parser.add_argument("--skip-scaling", action="store_true", help="leave out scaling and recovery")

@@ -81,9 +81,11 @@ from bench.common import (
     broker,
     cpu_seconds,
     data_dir,
+    int_list,
     produce_all,
     producer,
     progress,
+    stop_resumed,
     time_drain,
 )
 from bench.reservations import TENANT, Workload, problems, records, verify, write
@@ -223,10 +225,7 @@ def running(stack: Stack) -> Iterator[Stack]:
         progress(f"  logs and data kept in {stack.base_dir}")
         raise
     finally:
-        for worker in stack.workers.values():
-            if worker.running:
-                os.kill(worker.pid, signal.SIGCONT)
-        stack.stop()
+        stop_resumed(stack)
 
 
 def discard(stack: Stack, keep: bool, anomaly: str | None = None) -> str | None:
@@ -679,7 +678,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--events", type=int, default=20_000, help="ReserveStock commands per throughput run")
     parser.add_argument("--skus", type=int, default=2_000)
-    parser.add_argument("--workers", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 4],
+    parser.add_argument("--workers", type=int_list, default=[1, 2, 4],
                         help="worker counts, comma-separated (default 1,2,4)")
     parser.add_argument("--keys", type=int, default=100_000, help="keys of the inventory table for the takeover")
     parser.add_argument("--kill", action="store_true", help="SIGKILL worker A instead of SIGTERM")

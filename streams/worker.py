@@ -32,8 +32,9 @@ COMMIT_RECHECK_SECONDS = 0.05
 
 
 class StreamsApp(faust.App):
-    # What the producers wait before retrying a request the broker refused for now (streams/eos.py).
-    producer_retry_backoff_seconds: float = 0.1
+    # What the producers wait before retrying a request the broker refused for now (streams/eos.py);
+    # set from `Settings` by `create_faust_app`, the one way this app is built.
+    producer_retry_backoff_seconds: float
 
     def _new_transport(self) -> Any:
         return eos.Transport(self.conf.broker_consumer, self)

@@ -104,9 +104,12 @@ def table(results: dict[str, Any], command: str) -> str:
                     f"{cpu:.2f} CPU ms each){warning} |")
     for peer in PEERS:
         ratio = statistics.median(run["ours"]["events_per_second"] / run[peer]["events_per_second"] for run in runs)
-        cpu_ratio = statistics.median(run["ours"]["cpu_ms_per_event"] / run[peer]["cpu_ms_per_event"] for run in runs)
-        rows.append(f"| ours / {peer} (median of per-run ratios) | {ratio:.3f} (1 : {1 / ratio:,.1f}); "
-                    f"CPU per reservation {cpu_ratio:,.1f} x the peer's |")
+        # A peer's CPU reads 0 when its whole span is shorter than a clock tick (a tiny --events).
+        cpu_ratios = [run["ours"]["cpu_ms_per_event"] / run[peer]["cpu_ms_per_event"] for run in runs
+                      if run[peer]["cpu_ms_per_event"] > 0]
+        cpu = (f"CPU per reservation {statistics.median(cpu_ratios):,.1f} x the peer's" if cpu_ratios
+               else "CPU per reservation: the peer's span was shorter than a CPU clock tick; give more --events")
+        rows.append(f"| ours / {peer} (median of per-run ratios) | {ratio:.3f} (1 : {1 / ratio:,.1f}); {cpu} |")
     size = runs[0]["envelope_bytes"]
     for key, what in (("producer", "producer"), ("producer_transactional", "producer, transactions of 100 ms"),
                       ("consumer", "consumer")):

@@ -1,1 +1,1 @@
-"""Adapters to the outside world: Kafka producers for non-Faust writers, later Stripe and Druid."""
+"""Adapters to the outside world: Kafka writers outside the workers, Stripe, Druid."""

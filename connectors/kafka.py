@@ -1,6 +1,6 @@
-"""Kafka adapters for writers outside Faust: topic creation, a keyed event writer, broker waits.
+"""Kafka adapters for writers outside the workers: topic creation, a keyed event writer, broker waits.
 
-The writer partitions exactly as Faust does (Java-compatible murmur2 on the key bytes), is
+The writer partitions exactly as the workers do (Java-compatible murmur2 on the key bytes), is
 idempotent and waits for all in-sync replicas, so an accepted request is never lost or doubled by
 a producer retry.
 """
@@ -48,6 +48,11 @@ def wait_for_broker(bootstrap: str, timeout: float = 120.0) -> None:
             time.sleep(0.5)
 
 
+def _new_topic(settings: Settings, name: str, config: dict[str, str]) -> NewTopic:
+    return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor,
+                    config={**config, "min.insync.replicas": str(settings.topic_min_insync_replicas)})
+
+
 def registry_topics(settings: Settings) -> dict[str, NewTopic]:
     """Every topic of the registry (and dead-letter twin) under the settings' namespace."""
     wanted: dict[str, NewTopic] = {}
@@ -56,13 +61,13 @@ def registry_topics(settings: Settings) -> dict[str, NewTopic]:
         names = [spec.name] + ([spec.dead_letter_name] if spec.consumed else [])
         for name in names:
             full = topics.full_name(settings.topic_namespace, name)
-            wanted[full] = NewTopic(full, settings.topic_partitions, 1, config=config)
+            wanted[full] = _new_topic(settings, full, config)
     return wanted
 
 
 def changelog_topics(settings: Settings, names: list[str]) -> dict[str, NewTopic]:
     """Compacted changelog topics of tables, partitioned like the topics that feed them."""
-    return {name: NewTopic(name, settings.topic_partitions, 1, config={"cleanup.policy": "compact"}) for name in names}
+    return {name: _new_topic(settings, name, {"cleanup.policy": "compact"}) for name in names}
 
 
 def ensure_topics(settings: Settings, wanted: dict[str, NewTopic]) -> None:
@@ -102,7 +107,7 @@ def prepare_cluster(settings: Settings, changelogs: list[str] | None = None) -> 
 
 
 class EventWriter:
-    """Writes envelopes to the topic the registry names, keyed and partitioned as Faust does."""
+    """Writes envelopes to the topic the registry names, keyed and partitioned as the workers do."""
 
     def __init__(self, settings: Settings, client_id: str) -> None:
         self._namespace = settings.topic_namespace

@@ -6,6 +6,7 @@
     intent = await payments.cancel(order_id, intent.id)        # release the authorisation
     refund = await payments.refund(order_id, intent.id)        # give a captured payment back, in full
     intent = await payments.retrieve(intent.id)
+    await payments.close()                                     # on shutdown: closes the HTTP session
 
 `Intent` and `Refund` are frozen snapshots of what Stripe answered; `Intent.order_id` is read from
 the intent's metadata (None where it has none: stripe-mock never echoes metadata).
@@ -16,20 +17,29 @@ for at least 24 hours; past that a replayed create would make a new intent, so c
 intent id and create only for an order that has none. The same key with other parameters is a
 bug and comes back as `PaymentRejected` (Stripe's `idempotency_error`).
 
+Running a call: the payments agent awaits it before its transaction commits, so a call must not
+hold anything else. The SDK's async methods over an aiohttp transport (`AiohttpTransport`, on the
+SDK's public HTTPClient interface) run it on the event loop: no thread, and while one order waits
+for Stripe the loop serves the other keys and commits, and calls for different orders are in flight
+side by side. Each HTTP attempt has `timeout` seconds (FC_STRIPE_TIMEOUT, 5); the SDK retries
+transient failures (connection errors and timeouts, 409, 5xx, or Stripe's `Stripe-Should-Retry:
+true`) with its own capped, jittered exponential backoff, up to `attempts` in all
+(FC_STRIPE_ATTEMPTS, 3). `asyncio.wait_for` bounds the whole call by `deadline`
+(FC_STRIPE_CALL_DEADLINE, 20), well below the transaction timeout: a Stripe that accepts
+connections and never answers fails the call with `StripeUnavailable` at the deadline, however the
+attempts are configured (with the defaults they end first: 3 x 5 s plus at most 1.5 s of backoff).
+The aiohttp session is made by the first call, inside the running loop, and belongs to that loop;
+`close()` closes it.
+
 Errors: `PaymentRejected(message)` when Stripe refuses (card declined, invalid request, bad key);
-`message` is Stripe's user-facing text and the same call will never succeed. Transient failures
-(connection errors, 429 and lock timeouts, 409 while a request with the same key is in flight,
-5xx, or Stripe's `Stripe-Should-Retry: true`) are retried with capped, jittered exponential backoff
-(`RetryPolicy`); once the attempts are spent, `StripeUnavailable` says that a later retry with the
-same key is safe.
+`message` is Stripe's user-facing text and the same call will never succeed. `StripeUnavailable`
+when the SDK's attempts end on a transient failure (`is_transient`: also a 429 the SDK does not
+retry) or the deadline passes; a later retry with the same key is safe.
 
-The SDK blocks, so each attempt runs in a thread (`asyncio.to_thread`); its async methods would
-need httpx or a per-loop aiohttp session. The SDK's own retries are off: the policy here is the
-only one, so the call log counts real HTTP attempts.
-
-Call log: with `call_log` set (FC_STRIPE_CALL_LOG), every attempt appends one JSON line
-`{"action", "order_id", "idempotency_key", "at"}`. Each line is one `write` on an O_APPEND file
-descriptor, so lines of several processes interleave whole.
+Call log: with `call_log` set (FC_STRIPE_CALL_LOG), every HTTP attempt, the SDK's retries included,
+appends one JSON line `{"action", "order_id", "idempotency_key", "at"}` just before it is sent.
+Each line is one `write` on an O_APPEND file descriptor, so lines of several processes interleave
+whole.
 """
 
 from __future__ import annotations
@@ -38,14 +48,16 @@ import asyncio
 import json
 import logging
 import os
-import random
+import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import aiohttp
 import stripe
 
 from streams.settings import Settings
@@ -93,21 +105,7 @@ class PaymentProvider(Protocol):
     async def cancel(self, order_id: uuid.UUID, intent_id: str) -> Intent: ...
     async def refund(self, order_id: uuid.UUID, intent_id: str) -> Refund: ...
     async def retrieve(self, intent_id: str) -> Intent: ...
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4
-    backoff_seconds: float = 0.25
-    max_backoff_seconds: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be at least 1, not {self.attempts}")
-
-    def delay(self, attempt: int) -> float:
-        """Pause after failed attempt `attempt` (1-based); jittered so that workers do not retry in step."""
-        return min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+    async def close(self) -> None: ...
 
 
 def idempotency_key(order_id: uuid.UUID, action: str) -> str:
@@ -162,21 +160,96 @@ def _refund(refund: stripe.Refund) -> Refund:
                   intent_id=intent_id)
 
 
-class StripePayments:
-    """`PaymentProvider` over the stripe SDK. `http_client` replaces the SDK's (requests) transport."""
+class AiohttpTransport(stripe.HTTPClient):
+    """The SDK's async HTTP seam over an aiohttp session, which the first request makes in the running loop.
 
-    def __init__(self, api_key: str, api_base: str, *, retry: RetryPolicy = RetryPolicy(),
-                 call_log: Path | None = None, http_client: stripe.HTTPClient | None = None) -> None:
-        self._client = stripe.StripeClient(
-            api_key, base_addresses={"api": api_base}, max_network_retries=0, http_client=http_client
-        )
-        self.retry = retry
+    Each answer is read inside `async with`, so one that stalls or breaks off after its status line
+    still gives its connection back. stripe.AIOHTTPClient reads the body after it has let go of the
+    response: measured, such a connection stays taken until the session closes, so a Stripe that
+    stalls in the body fills the pool and then every call fails, even after Stripe recovers.
+    """
+
+    name = "aiohttp"
+
+    def __init__(self, timeout: float = 5.0) -> None:
+        super().__init__()
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        if self._session is None:
+            tls = ssl.create_default_context(cafile=stripe.ca_bundle_path)  # the SDK's own CA bundle
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls), timeout=self.timeout)
+        try:
+            async with self._session.request(method, url, headers=headers, data=post_data) as response:
+                return await response.read(), response.status, response.headers
+        except (TimeoutError, aiohttp.ClientError) as error:
+            # The SDK retries a connection error that says so, as it does its own clients'.
+            raise stripe.APIConnectionError(
+                f"Network error talking to Stripe ({type(error).__name__}: {error})", should_retry=True
+            ) from error
+
+    def sleep_async(self, secs: float) -> Awaitable[None]:
+        return asyncio.sleep(secs)
+
+    async def close_async(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+# The call an HTTP attempt belongs to, for the call log: (action, order id). Set by `_call` for the
+# task that runs the SDK call, so concurrent calls each see their own.
+_CALL: ContextVar[tuple[str, uuid.UUID | None]] = ContextVar("stripe_call")
+
+
+class _Attempts(stripe.HTTPClient):
+    """What the SDK sends through: every attempt, its retries included, reaches `request_async` once,
+    which logs it and hands it to the transport (HTTPClient's public `async_fallback_client`, to
+    which it also leaves the backoff sleeps and closing)."""
+
+    name = "aiohttp"
+
+    def __init__(self, transport: stripe.HTTPClient, call_log: Path | None) -> None:
+        super().__init__(async_fallback_client=transport)
         self.call_log = call_log
+
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        if self.call_log is not None:
+            action, order_id = _CALL.get()
+            append_call(self.call_log, action, order_id, headers.get("Idempotency-Key"))
+        return await super().request_async(method, url, headers, post_data)
+
+
+class StripePayments:
+    """`PaymentProvider` over the stripe SDK's async methods (see the module docstring).
+
+    `http_client` replaces the transport, `AiohttpTransport(timeout)` (tests record or script
+    attempts with it); it brings its own per-attempt timeout.
+    """
+
+    def __init__(self, api_key: str, api_base: str, *, timeout: float = 5.0, attempts: int = 3,
+                 deadline: float = 20.0, call_log: Path | None = None,
+                 http_client: stripe.HTTPClient | None = None) -> None:
+        if attempts < 1:
+            raise ValueError(f"StripePayments needs at least 1 attempt, not {attempts}")
+        self._http = _Attempts(http_client or AiohttpTransport(timeout), call_log)
+        self._client = stripe.StripeClient(
+            api_key, base_addresses={"api": api_base}, max_network_retries=attempts - 1, http_client=self._http
+        )
+        self.deadline = deadline
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StripePayments:
-        retry = RetryPolicy(attempts=settings.stripe_attempts, backoff_seconds=settings.stripe_backoff_seconds)
-        return cls(settings.stripe_api_key, settings.stripe_api_base, retry=retry, call_log=settings.stripe_call_log)
+        return cls(settings.stripe_api_key, settings.stripe_api_base, timeout=settings.stripe_timeout_seconds,
+                   attempts=settings.stripe_attempts, deadline=settings.stripe_call_deadline_seconds,
+                   call_log=settings.stripe_call_log)
+
+    async def close(self) -> None:
+        await self._http.close_async()
 
     async def create_intent(self, order_id: uuid.UUID, tenant: str, amount: int, currency: str) -> Intent:
         params = {
@@ -184,55 +257,52 @@ class StripePayments:
             "metadata": {"order_id": str(order_id), "tenant": tenant},
         }
         return _intent(await self._write(
-            "create", order_id, lambda options: self._client.v1.payment_intents.create(params, options)
+            "create", order_id, lambda options: self._client.v1.payment_intents.create_async(params, options)
         ))
 
     async def capture(self, order_id: uuid.UUID, intent_id: str) -> Intent:
         return _intent(await self._write(
-            "capture", order_id, lambda options: self._client.v1.payment_intents.capture(intent_id, options=options)
+            "capture", order_id,
+            lambda options: self._client.v1.payment_intents.capture_async(intent_id, options=options),
         ))
 
     async def cancel(self, order_id: uuid.UUID, intent_id: str) -> Intent:
         return _intent(await self._write(
-            "cancel", order_id, lambda options: self._client.v1.payment_intents.cancel(intent_id, options=options)
+            "cancel", order_id,
+            lambda options: self._client.v1.payment_intents.cancel_async(intent_id, options=options),
         ))
 
     async def refund(self, order_id: uuid.UUID, intent_id: str) -> Refund:
         return _refund(await self._write(
-            "refund", order_id, lambda options: self._client.v1.refunds.create({"payment_intent": intent_id}, options)
+            "refund", order_id,
+            lambda options: self._client.v1.refunds.create_async({"payment_intent": intent_id}, options),
         ))
 
     async def retrieve(self, intent_id: str) -> Intent:
         # A read changes nothing, so it needs no idempotency key.
-        return _intent(await self._call(
-            "retrieve", None, None, lambda: self._client.v1.payment_intents.retrieve(intent_id)
-        ))
+        return _intent(await self._call("retrieve", None, self._client.v1.payment_intents.retrieve_async(intent_id)))
 
-    async def _write(self, action: str, order_id: uuid.UUID, request: Callable[[Any], T]) -> T:
+    async def _write(
+        self, action: str, order_id: uuid.UUID, request: Callable[[stripe.RequestOptions], Awaitable[T]]
+    ) -> T:
         """`request(options)` with the order's idempotency key for `action` in its request options."""
-        key = idempotency_key(order_id, action)
-        return await self._call(action, order_id, key, lambda: request({"idempotency_key": key}))
+        return await self._call(action, order_id, request({"idempotency_key": idempotency_key(order_id, action)}))
 
-    async def _call(self, action: str, order_id: uuid.UUID | None, key: str | None, request: Callable[[], T]) -> T:
-        def attempt() -> T:
-            if self.call_log is not None:
-                append_call(self.call_log, action, order_id, key)
-            return request()
-
-        number = 0
-        while True:
-            number += 1
-            try:
-                return await asyncio.to_thread(attempt)
-            except stripe.StripeError as error:
-                if not is_transient(error):
-                    raise PaymentRejected(error.user_message or str(error), code=error.code) from error
-                if number == self.retry.attempts:
-                    raise StripeUnavailable(
-                        f"Stripe {action} (order {order_id}) still failing after {number} attempts: "
-                        f"{error.user_message or error}"
-                    ) from error
-                pause = self.retry.delay(number)
-                log.warning("Stripe %s (order %s) failed transiently (%s); attempt %d of %d in %.2fs",
-                            action, order_id, type(error).__name__, number + 1, self.retry.attempts, pause)
-                await asyncio.sleep(pause)
+    async def _call(self, action: str, order_id: uuid.UUID | None, request: Awaitable[T]) -> T:
+        token = _CALL.set((action, order_id))
+        try:
+            return await asyncio.wait_for(request, self.deadline)
+        except TimeoutError as error:
+            log.warning("Stripe %s (order %s) had no answer within %gs", action, order_id, self.deadline)
+            raise StripeUnavailable(
+                f"Stripe {action} (order {order_id}) had no answer within {self.deadline:g}s"
+            ) from error
+        except stripe.StripeError as error:
+            if not is_transient(error):
+                raise PaymentRejected(error.user_message or str(error), code=error.code) from error
+            log.warning("Stripe %s (order %s) failed transiently: %s", action, order_id, error.user_message or error)
+            raise StripeUnavailable(
+                f"Stripe {action} (order {order_id}) failed transiently: {error.user_message or error}"
+            ) from error
+        finally:
+            _CALL.reset(token)

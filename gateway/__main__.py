@@ -16,8 +16,8 @@ def main() -> None:
     settings = load()
     prepare_cluster(settings)
     logging.getLogger("gateway").info(
-        "gateway on http://%s:%d, reading from workers %s", settings.gateway_host, settings.gateway_port,
-        ", ".join(settings.worker_urls),
+        "gateway on http://%s:%d, reading from workers %s and those in Kafka groups %s*", settings.gateway_host,
+        settings.gateway_port, ", ".join(settings.worker_urls), settings.app_id,
     )
     web.run_app(create_app(settings), host=settings.gateway_host, port=settings.gateway_port, print=None,
                 access_log_format='%a "%r" %s %Tfs')

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from confluent_kafka.admin import AdminClient
 
 from connectors.kafka import EventWriter
 from connectors.stripe import StripePayments
@@ -14,7 +16,7 @@ from gateway.errors import error_middleware
 from gateway.routes import setup_routes
 from gateway.services import SERVICES, Services
 from gateway.views.payments import WEBHOOK_PATH
-from gateway.workers import WorkerReads
+from gateway.workers import WorkerReads, kafka_workers
 from streams.settings import Settings
 
 
@@ -25,12 +27,18 @@ def create_app(settings: Settings) -> web.Application:
     async def open_services(app: web.Application) -> AsyncIterator[None]:
         writer = EventWriter(settings, client_id="gateway")
         await writer.start()
+        # One admin client for the app's life: /readyz asks it whether the broker answers, the
+        # routing asks it which workers are in the app's consumer groups.
+        admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
         session = aiohttp.ClientSession()
-        app[SERVICES] = Services(
-            settings=settings, writer=writer, reads=WorkerReads(session, settings.worker_urls),
-            stripe=StripePayments.from_settings(settings),
-        )
+        reads = WorkerReads(session, settings.worker_urls, settings.topic_partitions,
+                            discover=lambda: asyncio.to_thread(kafka_workers, admin, settings.app_id))
+        reads.start()
+        stripe = StripePayments.from_settings(settings)
+        app[SERVICES] = Services(settings=settings, writer=writer, reads=reads, stripe=stripe, admin=admin)
         yield
+        await reads.stop()
+        await stripe.close()
         await session.close()
         await writer.close()
 

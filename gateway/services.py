@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
+from confluent_kafka.admin import AdminClient
 
 from connectors.kafka import EventWriter
 from connectors.stripe import PaymentProvider
@@ -18,6 +19,7 @@ class Services:
     writer: EventWriter
     reads: WorkerReads
     stripe: PaymentProvider
+    admin: AdminClient
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,50 +1,40 @@
-"""Start a worker: wait for Kafka, create the registry's topics, run the Faust worker.
+"""Start a worker: wait for Kafka, create the topics and the group's changelogs, run the agents.
 
-`python -m streams` is what the Procfile and the test harness run. Logging is at info: at warn
-and below Faust's spinner turns root logging to DEBUG and costs a quarter of the throughput.
+    python -m streams                      # every agent, in the group FC_APP_ID
+    python -m streams --agents payments    # a subset, as its own group <FC_APP_ID>-payments
 
-Local state is thrown away at every start and restored from the changelogs, which hold committed
-writes only, as Kafka Streams does after an unclean stop under exactly-once: a worker's RocksDB
-holds the writes of its last transaction before that transaction commits, and a worker stopped
-between a write and the commit (killed, or stopped while an event was in flight) would otherwise
-apply those events twice, or hide them from their reprocessing. A clean-stop marker would save
-the restore, but nothing in Faust guarantees that no event is processed after the last commit of
-a stopping worker; restoring costs seconds for the state of this project's tests and demos.
+Local state is kept across restarts: stores hold committed state only, with the changelog offset
+they reflect, so a start restores only the changelogs' tails (streams/runtime/stores.py).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
-import shutil
 import sys
-from pathlib import Path
 
 from connectors.kafka import prepare_cluster
+from connectors.stripe import StripePayments
+from streams import agents
+from streams.runtime.worker import group_id, serve
 from streams.settings import load
-
-log = logging.getLogger("streams")
-
-def discard_local_state(data_dir: Path) -> None:
-    stores = [p for p in data_dir.glob("*") if p.is_dir()]
-    if stores:
-        log.info("discarding local table state in %s: tables restore from their changelogs", data_dir)
-        for store in stores:
-            shutil.rmtree(store)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", default=",".join(agents.NAMES),
+                        help=f"comma-separated agents to run (default all: {','.join(agents.NAMES)})")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load()
-    settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
-    discard_local_state(settings.worker_data_dir)
-    from streams.app import app  # builds the app; nothing subscribes before app.main()
-
-    # The tables' changelogs too: Faust declares them while the tables start, and a first write
-    # that beats the declaration finds a topic "with 0 partitions" and crashes its agent.
-    prepare_cluster(settings, changelogs=[table.changelog_topic.get_topic_name() for table in app.tables.values()])
-
-    sys.argv = [sys.argv[0], "worker", "-l", "info"]
-    app.main()
+    names = [name.strip() for name in args.agents.split(",") if name.strip()]
+    provider = StripePayments.from_settings(settings)
+    running = agents.build(settings, provider, names)
+    group = group_id(settings, names, agents.NAMES)
+    tables = sorted({table.name for agent in running for table in agent.tables})
+    prepare_cluster(settings, changelogs=[f"{group}-{table}-changelog" for table in tables])
+    sys.exit(asyncio.run(serve(settings, running, group, on_stop=provider.close)))
 
 
 if __name__ == "__main__":

@@ -401,7 +401,8 @@ class PaymentRefunded(Payload):
 
 
 class DeadLetter(Payload):
-    """A message an agent could not process: why, and the bytes as they were on the topic."""
+    """A message an agent could not process: why, where it is, and its bytes as they were on the
+    topic (base64), at most the first 64 KiB of them: the source offset points at the whole."""
 
     source_topic: str
     source_partition: int
@@ -409,6 +410,7 @@ class DeadLetter(Payload):
     error: str
     original_key: str | None
     original_value: str
+    original_size: int = 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """Every setting of the project, read from environment variables in this one place.
 
 Each variable has a local default so that `make run` works on a fresh machine. Names carry an
-`FC_` prefix unless an issue or a peer tool fixes them, because Faust itself reads unprefixed
-variables such as `WEB_PORT` and a stray one would silently change the app.
+`FC_` prefix unless an issue or a peer tool fixes them.
 """
 
 from __future__ import annotations
@@ -65,25 +64,33 @@ class Settings:
     # Prefix of every topic name, so that several stacks can share one broker (tests do).
     topic_namespace: str = field(default_factory=lambda: _env("FC_TOPIC_NAMESPACE", ""))
 
-    # Faust worker.
+    # Topics: 1 replica on the development broker; a real cluster wants 3 and min.insync.replicas 2.
+    topic_replication_factor: int = field(default_factory=lambda: _env_int("FC_TOPIC_REPLICATION_FACTOR", 1))
+    topic_min_insync_replicas: int = field(default_factory=lambda: _env_int("FC_TOPIC_MIN_INSYNC_REPLICAS", 1))
+
+    # Worker (streams/runtime/). The app id is the consumer group of a worker running every agent.
     app_id: str = field(default_factory=lambda: _env("FC_APP_ID", "fusioncommerce"))
     worker_data_dir: Path = field(
         default_factory=lambda: Path(_env("FC_WORKER_DATA_DIR", str(PROJECT_ROOT / ".data" / "worker-1")))
     )
-    worker_host: str = "127.0.0.1"
+    # The address the worker's read server binds; the gateway reaches it at `worker_url`.
+    worker_host: str = field(default_factory=lambda: _env("FC_WORKER_HOST", "127.0.0.1"))
     worker_port: int = field(default_factory=lambda: _env_int("FC_WORKER_PORT", 6066))
+    advertised_url: str = field(default_factory=lambda: _env("FC_WORKER_ADVERTISED_URL", ""))
+    # Names this worker instance: its transactional id is `<group>-<worker id>`, the same across
+    # its restarts (a restart fences its killed predecessor's open transaction at once) and unique
+    # among live instances. By default its read address, which no two live workers share.
+    worker_id_override: str = field(default_factory=lambda: _env("FC_WORKER_ID", ""))
     # How long a read of a missing key waits for it to appear (read-your-write after a 202).
     read_miss_wait_seconds: float = field(default_factory=lambda: _env_float("FC_READ_MISS_WAIT", 3.0))
-    # Exactly-once commits one transaction per interval; every hop of a request waits for one.
+    # A commit every interval or every batch of events, whichever comes first; every hop of a
+    # request waits for one.
     commit_interval_seconds: float = field(default_factory=lambda: _env_float("FC_COMMIT_INTERVAL", 0.1))
-    # How long the producers wait before retrying a transactional request the broker refused for
-    # now; aiokafka's default of 0.1 s made most commits take that long (streams/eos.py `Producer`).
-    producer_retry_backoff_seconds: float = field(default_factory=lambda: _env_float("FC_PRODUCER_RETRY_BACKOFF", 0.01))
-    # Other workers keep this many replicas of each table partition up to date from its changelog,
-    # so that one taking a partition over restores only the tail (bench/scaling.py measures it).
-    standby_replicas: int = field(default_factory=lambda: _env_int("FC_STANDBY_REPLICAS", 1))
-    # How often a worker checks its partitions for a stalled stream (see streams/eos.py).
-    stall_check_interval_seconds: float = field(default_factory=lambda: _env_float("FC_STALL_CHECK_INTERVAL", 5.0))
+    commit_batch_size: int = field(default_factory=lambda: _env_int("FC_COMMIT_BATCH_SIZE", 2000))
+    # The broker aborts a transaction left open this long by a worker that died and did not come back.
+    transaction_timeout_seconds: float = field(default_factory=lambda: _env_float("FC_TRANSACTION_TIMEOUT", 10.0))
+    # Tests only: make the runtime's produce or commit fail every Nth time (streams/runtime/faults.py).
+    inject_faults: str = field(default_factory=lambda: _env("FC_INJECT_FAULTS", ""))
     hold_ttl_seconds: float = field(default_factory=lambda: _env_float("FC_HOLD_TTL_SECONDS", 900.0))
     expiry_scan_interval_seconds: float = field(
         default_factory=lambda: _env_float("FC_EXPIRY_SCAN_INTERVAL", 1.0)
@@ -110,15 +117,27 @@ class Settings:
     stripe_webhook_secret: str = field(
         default_factory=lambda: _env("STRIPE_WEBHOOK_SECRET", DEVELOPMENT_STRIPE_WEBHOOK_SECRET)
     )
-    # Attempts per Stripe call when it fails transiently, and the first backoff (doubling, capped).
-    stripe_attempts: int = field(default_factory=lambda: _env_int("FC_STRIPE_ATTEMPTS", 4))
-    stripe_backoff_seconds: float = field(default_factory=lambda: _env_float("FC_STRIPE_BACKOFF", 0.25))
-    # A JSON line per attempted Stripe call, appended by every process (tests count calls with it).
+    # A Stripe call makes up to `stripe_attempts` HTTP attempts of at most `stripe_timeout_seconds` each
+    # (the SDK retries transient failures with its own backoff) and fails at its deadline whatever is
+    # left: keep the deadline well below the transaction timeout, so a hanging Stripe slows payments only.
+    stripe_timeout_seconds: float = field(default_factory=lambda: _env_float("FC_STRIPE_TIMEOUT", 5.0))
+    stripe_attempts: int = field(default_factory=lambda: _env_int("FC_STRIPE_ATTEMPTS", 3))
+    stripe_call_deadline_seconds: float = field(default_factory=lambda: _env_float("FC_STRIPE_CALL_DEADLINE", 20.0))
+    # A JSON line per HTTP attempt at a Stripe call, retries included, appended by every process
+    # (tests count calls with it).
     stripe_call_log: Path | None = field(default_factory=lambda: _env_path_or_none("FC_STRIPE_CALL_LOG"))
 
     @property
     def bootstrap_servers(self) -> str:
         return self.external_bootstrap or f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def worker_url(self) -> str:
+        return self.advertised_url or f"http://{self.worker_host}:{self.worker_port}"
+
+    @property
+    def worker_id(self) -> str:
+        return self.worker_id_override or f"{self.worker_host}-{self.worker_port}"
 
     @property
     def uses_external_broker(self) -> bool:

@@ -43,11 +43,12 @@ def long_poll(request: web.Request) -> tuple[float, str | None]:
 async def await_verdict(reads: WorkerReads, table: str, key: str,
                         verdict_in: Callable[[dict[str, Any]], Any]) -> tuple[dict[str, Any], Any] | None:
     """Read `table[key]` until `verdict_in(state)` finds the agent's verdict on a write just made;
-    None when it has not come within VERDICT_WAIT_SECONDS (the write stands, the answer is "pending")."""
+    None when it has not come within VERDICT_WAIT_SECONDS (the write stands, the answer is "pending").
+    Reads are bounded by what is left of that: the write is made, so no worker missing may turn it into a 503."""
     deadline = time.monotonic() + VERDICT_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        state = await reads.state(table, key, wait=VERDICT_POLL_SECONDS)
-        verdict = None if state is None else verdict_in(state)
+    while (left := deadline - time.monotonic()) > 0:
+        state = await reads.state_within(table, key, left, wait=VERDICT_POLL_SECONDS)
+        verdict = verdict_in(state) if isinstance(state, dict) else None
         if verdict is not None:
             return state, verdict  # type: ignore[return-value]
         await asyncio.sleep(VERDICT_POLL_SECONDS)

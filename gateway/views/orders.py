@@ -21,6 +21,7 @@ from streams.models import CancelOrder, Envelope, OrderLine, OrderStatus, PlaceO
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1f4a51-0b7e-4c47-9a53-5e0c6d1f2a10")
 MAX_IDEMPOTENCY_KEY = 255
+IDEMPOTENCY_READ_SECONDS = 1.0
 
 
 def _order_id(who: Principal, idempotency_key: str | None) -> uuid.UUID:
@@ -51,8 +52,14 @@ async def place_order(request: web.Request) -> web.Response:
     order_id = _order_id(who, request.headers.get("Idempotency-Key"))
     found = services(request)
     if "Idempotency-Key" in request.headers:
-        existing = await found.reads.state("orders", str(order_id))
-        if existing is not None:
+        # A write never waits for a worker: when no worker answers within IDEMPOTENCY_READ_SECONDS
+        # the PlaceOrder is written unchecked. That is safe: the orders agent ignores a PlaceOrder
+        # for an order id it has (streams/tables/orders.py `decide`: "the first placement stands"),
+        # whatever its request_hash, so a replay never makes a second order nor changes the first.
+        # Only the 409 for a reused key with another body is lost then: the client gets a 202 and
+        # reads the first order back.
+        existing = await found.reads.state_within("orders", str(order_id), IDEMPOTENCY_READ_SECONDS)
+        if isinstance(existing, dict):  # neither None (no such order) nor UNKNOWN (no answer in time)
             if existing["request_hash"] != request_hash:
                 raise ApiError(409, "idempotency_key_reused",
                                "this Idempotency-Key was used for a different order body; use a new key",

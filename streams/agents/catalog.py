@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from streams import topics
 from streams.models import Product
-from streams.processing import Processor, StateTable
+from streams.runtime.agent import Agent, Table
 from streams.tables import catalog
-from streams.worker import Worker
+
+TABLE = Table("catalog", Product)
 
 
-def register(worker: Worker) -> StateTable[Product]:
-    products = StateTable(worker.table("catalog"), Product)
-    processor = Processor(worker.binder, (topics.CATALOG_PRODUCTS,), products, catalog.decide, worker.watchers)
-
-    @worker.app.agent(worker.binder.source(topics.CATALOG_PRODUCTS), name="catalog")
-    async def catalog_agent(stream):  # type: ignore[no-untyped-def]
-        async for event in stream.events():
-            await processor.handle(event)
-
-    worker.serve_state(products)
-    return products
+def agent() -> Agent:
+    return Agent(name="catalog", sources=(topics.CATALOG_PRODUCTS,), table=TABLE,
+                 decide=lambda state, event, now, tables: catalog.decide(state, event, now))

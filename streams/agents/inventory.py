@@ -1,8 +1,10 @@
 """Inventory agent: the single writer of each SKU's stock.
 
-Input: `inventory.commands`, key `<tenant>/<sku>` (AdjustStock, ReserveStock, ReleaseStock).
+Input: `inventory.commands`, key `<tenant>/<sku>` (AdjustStock, ReserveStock, ReleaseStock,
+CommitStock, HoldForCampaign, ReleaseCampaignHold).
 State: table `inventory` (StockLevel), same key; reads table `catalog` (co-partitioned) for prices.
-Outputs: `inventory.stock-changes` (key `<tenant>/<sku>`), `inventory.reservations` (key order id).
+Outputs: `inventory.stock-changes` (key `<tenant>/<sku>`), `inventory.reservations` (key order id),
+`inventory.campaign-holds` (key `<tenant>/<campaign_id>`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from streams import topics
-from streams.models import Envelope, Product, StockLevel
-from streams.processing import Processor, StateTable
+from streams.agents.catalog import TABLE as CATALOG
+from streams.models import Envelope, StockLevel
+from streams.runtime.agent import Agent, Table, Tables
 from streams.tables import inventory
 from streams.tables.decision import Decision
-from streams.worker import Worker
+
+TABLE = Table("inventory", StockLevel)
 
 
 def render(level: StockLevel) -> dict[str, Any]:
@@ -30,19 +34,11 @@ def render(level: StockLevel) -> dict[str, Any]:
     }
 
 
-def register(worker: Worker, products: StateTable[Product]) -> StateTable[StockLevel]:
-    stock = StateTable(worker.table("inventory"), StockLevel)
+def decide(state: StockLevel | None, event: Envelope, now: datetime, tables: Tables) -> Decision[StockLevel]:
+    product = tables.get(CATALOG, topics.INVENTORY_COMMANDS.key_of(event))
+    return inventory.decide(state, event, now, product=product)
 
-    def decide(state: StockLevel | None, event: Envelope, now: datetime) -> Decision[StockLevel]:
-        product = products.get(topics.INVENTORY_COMMANDS.key_of(event))
-        return inventory.decide(state, event, now, product=product)
 
-    processor = Processor(worker.binder, (topics.INVENTORY_COMMANDS,), stock, decide, worker.watchers)
-
-    @worker.app.agent(worker.binder.source(topics.INVENTORY_COMMANDS), name="inventory")
-    async def inventory_agent(stream):  # type: ignore[no-untyped-def]
-        async for event in stream.events():
-            await processor.handle(event)
-
-    worker.serve_state(stock, render=render)
-    return stock
+def agent() -> Agent:
+    return Agent(name="inventory", sources=(topics.INVENTORY_COMMANDS,), table=TABLE, reads=(CATALOG,),
+                 decide=decide, render=render)

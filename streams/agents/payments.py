@@ -7,25 +7,29 @@ State: table `payments` (Payment), same key and partitions.
 Outputs: `payments.events` (PaymentIntentCreated, PaymentAuthorized, PaymentCaptured, PaymentFailed,
 PaymentCanceled, PaymentRefunded; key order id).
 
-The Stripe call is made while the event is processed, before its transaction commits. A worker
-killed after the call and before the commit reprocesses the event and repeats the call with the
-same idempotency key (`order-<id>-<action>`), and Stripe answers with the intent it already made.
+An event that needs a Stripe call has it run on the worker's event loop, bounded by the
+connector's deadline, while events of other orders go on (streams/runtime/task.py, outside
+calls); its outcome and outputs commit in a later transaction. A worker killed after the call and
+before that commit processes the event again and repeats the call with the same idempotency key
+(`order-<id>-<action>`), and Stripe answers with the intent it already made.
 A call that Stripe refuses, or that still fails after the retries, fails that payment step with
 the reason; the orders agent then cancels the order and gives the stock back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 
 from connectors.stripe import PaymentProvider, PaymentRejected, StripeUnavailable
 from streams import topics
 from streams.models import Envelope, Payment
-from streams.processing import Processor, StateTable
+from streams.runtime.agent import Agent, Table, Tables
 from streams.tables import payments
 from streams.tables.decision import Decision
 from streams.tables.payments import StripeCall, StripeOutcome
-from streams.worker import Worker
+
+TABLE = Table("payments", Payment)
 
 
 async def call_stripe(provider: PaymentProvider, call: StripeCall, event: Envelope) -> StripeOutcome:
@@ -48,21 +52,18 @@ async def call_stripe(provider: PaymentProvider, call: StripeCall, event: Envelo
         return StripeOutcome(error=f"payment provider unavailable: {unavailable}")
 
 
-def register(worker: Worker, provider: PaymentProvider) -> StateTable[Payment]:
-    table = StateTable(worker.table("payments"), Payment)
-
-    async def decide(state: Payment | None, event: Envelope, now: datetime) -> Decision[Payment | None]:
-        call = payments.plan(state, event)
-        outcome = None if call is None else await call_stripe(provider, call, event)
+def agent(provider: PaymentProvider) -> Agent:
+    async def decide_after_call(state: Payment | None, event: Envelope, now: datetime,
+                                call: StripeCall) -> Decision[Payment | None]:
+        outcome = await call_stripe(provider, call, event)
         return payments.decide(state, event, now, outcome=outcome)
 
-    sources = (topics.PAYMENTS_COMMANDS, topics.PAYMENTS_WEBHOOKS)
-    processor = Processor(worker.binder, sources, table, decide, worker.watchers)
+    def decide(state: Payment | None, event: Envelope, now: datetime, tables: Tables
+               ) -> Decision[Payment | None] | Awaitable[Decision[Payment | None]]:
+        call = payments.plan(state, event)
+        if call is None:
+            return payments.decide(state, event, now)
+        return decide_after_call(state, event, now, call)
 
-    @worker.app.agent(worker.binder.source(*sources), name="payments")
-    async def payments_agent(stream):  # type: ignore[no-untyped-def]
-        async for event in stream.events():
-            await processor.handle(event)
-
-    worker.serve_state(table)
-    return table
+    return Agent(name="payments", sources=(topics.PAYMENTS_COMMANDS, topics.PAYMENTS_WEBHOOKS), table=TABLE,
+                 decide=decide, calls_outside=True)

@@ -1,1 +1,1 @@
-"""Pure state transitions: `decide(state, event, now) -> Decision`, free of Kafka, Faust and HTTP."""
+"""Pure state transitions: `decide(state, event, now) -> Decision`, free of Kafka, the runtime and HTTP."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 import uuid
 
 import confluent_kafka
@@ -89,7 +90,7 @@ async def test_gateway_worker_and_plain_producer_partition_keys_alike(api: Api, 
     for sku in skus:
         plain.produce(probe_topic, key=f"acme/{sku}".encode(), value=b"{}")
     plain.flush(10)
-    # When the gateway writes stock adjustments and the orders agent (Faust) writes reservations
+    # When the gateway writes stock adjustments and the orders agent writes reservations
     for sku in skus:
         assert (await api.post(f"/v1/inventory/{sku}/adjustments", VENDOR, {"delta": 1, "reason": "r"})).status == 202
         assert (await api.post("/v1/orders", CUSTOMER, {"lines": [{"sku": sku, "quantity": 1}]})).status == 202
@@ -142,25 +143,20 @@ async def test_a_second_worker_takes_over_and_serves_after_the_first_stops(api: 
     await asyncio.to_thread(stack.wait_ready)
     first = stack.workers[0]
 
-    # When both serve: each owns some catalog partitions, and a read asked of the first worker
-    # for a key on the second's partitions is answered (Faust routes it to the owner)
+    # When both serve: each owns some catalog partitions, the first refuses a key of the second's
+    # with 421, and the gateway routes every read to its owner
     def owned(worker_url: str) -> set[int]:
-        import urllib.request
-
-        with urllib.request.urlopen(f"{worker_url}/fc/ready", timeout=5) as response:
-            assigned = json.load(response)["assigned"]
-        topic = stack.topic("catalog.products")
-        return {int(tp.rsplit(":", 1)[1]) for tp in assigned if tp.rsplit(":", 1)[0] == topic}
+        with urllib.request.urlopen(f"{worker_url}/fc/assignment", timeout=5) as response:
+            return set(json.load(response)["tables"]["catalog"])
 
     eventually(lambda: owned(second.url) and owned(first.url), 60, "partitions spread over both workers")
     second_partitions = owned(second.url)
     remote = [sku for sku in skus if partition_for(f"acme/{sku}".encode(), stack.partitions) in second_partitions]
     assert remote, "no key landed on the second worker's partitions"
-    import urllib.request
-
-    for sku in remote:
-        with urllib.request.urlopen(f"{first.url}/state/catalog?key=acme/{sku}", timeout=10) as response:
-            assert json.load(response)["sku"] == sku
+    assert http_status(f"{first.url}/state/catalog?key=acme/{remote[0]}") == 421
+    for sku in skus:
+        read = await api.get(f"/v1/products/{sku}", CUSTOMER)
+        assert read.status == 200 and read.body["sku"] == sku
 
     # And when the first worker stops, the second serves every product
     await asyncio.to_thread(first.stop)

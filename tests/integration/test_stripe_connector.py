@@ -1,4 +1,4 @@
-"""The Stripe adapter against a real stripe-mock process (no Kafka).
+"""The Stripe adapter against a real stripe-mock process (no Kafka), and against a Stripe that hangs.
 
 stripe-mock answers from fixtures: it echoes amount, currency and path ids, never metadata, and does
 not honour idempotency keys, so these tests check what the adapter sends and how it reacts, not
@@ -7,9 +7,11 @@ Stripe's state machine.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import threading
 import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,30 +19,81 @@ from urllib.parse import parse_qs
 import pytest
 import stripe
 
-from connectors.stripe import PaymentRejected, RetryPolicy, StripePayments, StripeUnavailable
-from streams.settings import DEVELOPMENT_STRIPE_API_KEY
+from connectors.stripe import AiohttpTransport, PaymentRejected, StripePayments, StripeUnavailable
+from streams.settings import DEVELOPMENT_STRIPE_API_KEY, Settings
 from tests.harness import free_port
 
-FAST = RetryPolicy(attempts=3, backoff_seconds=0.001, max_backoff_seconds=0.002)
 
-
-class RecordingClient(stripe.RequestsClient):
-    """The SDK's own transport, recording each request; the first `fail_first` raise a connection error."""
+class RecordingClient(AiohttpTransport):
+    """The adapter's own transport, recording each attempt; the first `fail_first` raise a connection
+    error. The SDK's backoff sleeps are recorded, not slept."""
 
     def __init__(self, fail_first: int = 0) -> None:
         super().__init__()
         self.fail_first = fail_first
         self.sent: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self.sleeps: list[float] = []
 
-    def request(self, method: str, url: str, headers: Any, post_data: Any = None) -> Any:  # type: ignore[override]
-        with self._lock:
-            self.sent.append({"method": method, "url": url, "headers": dict(headers or {}),
-                              "form": parse_qs(post_data or "")})
-            failing = len(self.sent) <= self.fail_first
-        if failing:
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        self.sent.append({"method": method, "url": url, "headers": dict(headers), "form": parse_qs(post_data or "")})
+        if len(self.sent) <= self.fail_first:
             raise stripe.APIConnectionError("simulated network drop", should_retry=True)
-        return super().request(method, url, headers, post_data)
+        return await super().request_async(method, url, headers, post_data)
+
+    async def sleep_async(self, secs: float) -> None:  # type: ignore[override]
+        self.sleeps.append(secs)
+
+
+@dataclass
+class HangingStripe:
+    """A Stripe that accepts connections and reads requests but never finishes an answer."""
+
+    url: str
+    accepted: int = 0  # connections, all told
+    open: int = 0
+    most_open: int = 0
+    handlers: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def hung_up_on(self) -> None:
+        """Returns once no connection is open: every client gave its connection up."""
+        while self.open:
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture(params=["before the status line", "in the body"])
+async def hanging_stripe(request: pytest.FixtureRequest) -> AsyncIterator[HangingStripe]:
+    """An asyncio server on a free 127.0.0.1 port that stalls every answer: before its status line, or
+    after the headers and the first byte of the body."""
+    answer = b"" if request.param == "before the status line" else (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stub.handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        stub.accepted += 1
+        stub.open += 1
+        stub.most_open = max(stub.most_open, stub.open)
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await reader.read()  # until the client hangs up
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            stub.open -= 1
+            writer.close()
+
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    stub = HangingStripe(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    try:
+        yield stub
+    finally:
+        server.close()
+        await server.wait_closed()
+        # every client has hung up by now (the test closed its payments), so the handlers end
+        await asyncio.wait_for(asyncio.gather(*stub.handlers), 5)
 
 
 def calls(log: Path) -> list[dict[str, Any]]:
@@ -58,8 +111,10 @@ def transport() -> RecordingClient:
 
 
 @pytest.fixture
-def payments(stripe_mock: str, call_log: Path, transport: RecordingClient) -> StripePayments:
-    return StripePayments(DEVELOPMENT_STRIPE_API_KEY, stripe_mock, retry=FAST, call_log=call_log, http_client=transport)
+async def payments(stripe_mock: str, call_log: Path, transport: RecordingClient) -> AsyncIterator[StripePayments]:
+    payments = StripePayments(DEVELOPMENT_STRIPE_API_KEY, stripe_mock, call_log=call_log, http_client=transport)
+    yield payments
+    await payments.close()
 
 
 async def test_create_sends_a_manual_capture_intent_keyed_by_the_order(
@@ -141,22 +196,39 @@ async def test_a_request_stripe_refuses_is_rejected_with_its_message_and_not_ret
 
 
 async def test_a_bad_api_key_is_rejected_not_retried(stripe_mock: str, call_log: Path) -> None:
-    payments = StripePayments("not-a-key", stripe_mock, retry=FAST, call_log=call_log)
-    with pytest.raises(PaymentRejected, match="authenticate"):
-        await payments.retrieve("pi_fc_test")
+    payments = StripePayments("not-a-key", stripe_mock, call_log=call_log)
+    try:
+        with pytest.raises(PaymentRejected, match="authenticate"):
+            await payments.retrieve("pi_fc_test")
+    finally:
+        await payments.close()
     assert len(calls(call_log)) == 1
+
+
+async def test_the_settings_make_a_working_adapter(stripe_mock: str, call_log: Path) -> None:
+    settings = Settings(stripe_api_base=stripe_mock, stripe_call_log=call_log)
+    payments = StripePayments.from_settings(settings)
+    try:
+        intent = await payments.retrieve("pi_fc_test")
+    finally:
+        await payments.close()
+    assert intent.id == "pi_fc_test"
+    assert [c["action"] for c in calls(call_log)] == ["retrieve"]
 
 
 async def test_an_unreachable_stripe_is_retried_then_reported_unavailable(call_log: Path) -> None:
     # Given a port nothing listens on
-    payments = StripePayments(DEVELOPMENT_STRIPE_API_KEY, f"http://127.0.0.1:{free_port()}", retry=FAST,
+    payments = StripePayments(DEVELOPMENT_STRIPE_API_KEY, f"http://127.0.0.1:{free_port()}", attempts=3,
                               call_log=call_log)
     order_id = uuid.uuid4()
     # When an intent is created
-    with pytest.raises(StripeUnavailable) as unavailable:
-        await payments.create_intent(order_id, "acme", 500, "eur")
+    try:
+        with pytest.raises(StripeUnavailable) as unavailable:
+            await payments.create_intent(order_id, "acme", 500, "eur")
+    finally:
+        await payments.close()
     # Then every configured attempt was made, each with the same key, and the cause is kept
-    assert [c["idempotency_key"] for c in calls(call_log)] == [f"order-{order_id}-create"] * FAST.attempts
+    assert [c["idempotency_key"] for c in calls(call_log)] == [f"order-{order_id}-create"] * 3
     assert isinstance(unavailable.value.__cause__, stripe.APIConnectionError)
 
 
@@ -165,12 +237,74 @@ async def test_a_transient_failure_that_clears_is_retried_with_the_same_key(
 ) -> None:
     # Given a network that drops the first two requests
     transport = RecordingClient(fail_first=2)
-    payments = StripePayments(DEVELOPMENT_STRIPE_API_KEY, stripe_mock, retry=FAST, call_log=call_log,
+    payments = StripePayments(DEVELOPMENT_STRIPE_API_KEY, stripe_mock, attempts=3, call_log=call_log,
                               http_client=transport)
     order_id = uuid.uuid4()
     # When an intent is created
-    intent = await payments.create_intent(order_id, "acme", 500, "eur")
-    # Then the third attempt succeeded and all three carried the order's key
+    try:
+        intent = await payments.create_intent(order_id, "acme", 500, "eur")
+    finally:
+        await payments.close()
+    # Then the SDK backed off twice and the third attempt succeeded; all three carried the order's key
     assert intent.id.startswith("pi_")
     assert [sent["headers"]["Idempotency-Key"] for sent in transport.sent] == [f"order-{order_id}-create"] * 3
+    assert len(transport.sleeps) == 2
     assert len(calls(call_log)) == 3
+
+
+async def test_a_stripe_that_never_answers_fails_each_call_at_the_deadline_without_holding_the_loop(
+    hanging_stripe: HangingStripe, call_log: Path
+) -> None:
+    # Given a Stripe that never finishes an answer, and attempts that would wait far beyond the deadline
+    payments = StripePayments(DEVELOPMENT_STRIPE_API_KEY, hanging_stripe.url, timeout=600, attempts=3,
+                              deadline=0.5, call_log=call_log)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    # When three orders' intents are created at once while another coroutine runs
+    orders = [uuid.uuid4() for _ in range(3)]
+    ticker = asyncio.create_task(tick())
+    try:
+        outcomes = await asyncio.gather(
+            *(payments.create_intent(order_id, "acme", 500, "eur") for order_id in orders), return_exceptions=True
+        )
+        ticked_meanwhile = ticks
+        # (the abandoned attempts gave their connections up, before the adapter is closed)
+        await asyncio.wait_for(hanging_stripe.hung_up_on(), 5)
+    finally:
+        ticker.cancel()
+        await payments.close()
+    # Then each call failed as unavailable at its deadline, after its one attempt
+    assert [type(outcome) for outcome in outcomes] == [StripeUnavailable] * 3
+    assert all("no answer within 0.5s" in str(outcome) for outcome in outcomes)
+    assert sorted(c["order_id"] for c in calls(call_log)) == sorted(str(order_id) for order_id in orders)
+    # And the three waited side by side, not one after another
+    assert hanging_stripe.most_open == 3
+    # And the event loop went on meanwhile: the other coroutine ran again and again
+    assert ticked_meanwhile >= 5
+
+
+async def test_an_attempt_stripe_does_not_answer_in_time_is_retried_until_the_attempts_are_spent(
+    hanging_stripe: HangingStripe, call_log: Path
+) -> None:
+    # Given a Stripe that never finishes an answer, short attempts and a deadline beyond them all
+    payments = StripePayments(DEVELOPMENT_STRIPE_API_KEY, hanging_stripe.url, timeout=0.2, attempts=2,
+                              deadline=30, call_log=call_log)
+    order_id = uuid.uuid4()
+    # When an intent is created
+    try:
+        with pytest.raises(StripeUnavailable) as unavailable:
+            await payments.create_intent(order_id, "acme", 500, "eur")
+        # (and every attempt gave its connection up, before the adapter is closed)
+        await asyncio.wait_for(hanging_stripe.hung_up_on(), 5)
+    finally:
+        await payments.close()
+    # Then each attempt timed out and the SDK retried it with the same key, on a new connection
+    assert [c["idempotency_key"] for c in calls(call_log)] == [f"order-{order_id}-create"] * 2
+    assert hanging_stripe.accepted == 2
+    assert isinstance(unavailable.value.__cause__, stripe.APIConnectionError)

@@ -1,4 +1,5 @@
-"""Java-compatible murmur2 partitioning (streams/partitioning.py) against aiokafka's partitioner."""
+"""Java-compatible murmur2 partitioning (streams/partitioning.py) against the Java client's vectors and a
+transcription of its `Utils.murmur2` in signed 32-bit arithmetic."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import random
 import uuid
 
 import pytest
-from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from streams.partitioning import CONFLUENT_PARTITIONER, murmur2, partition_for
 
@@ -26,6 +25,43 @@ def sample_keys(seed: int = 20240501) -> list[bytes]:
 
 
 KEYS = sample_keys()
+
+
+def _int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - 2**32 if value >= 2**31 else value
+
+
+def java_murmur2(data: bytes) -> int:
+    """org.apache.kafka.common.utils.Utils#murmur2 line by line, with Java's signed ints and `>>>`."""
+    length = len(data)
+    seed, m, r = _int32(0x9747B28C), 0x5BD1E995, 24
+    h = _int32(seed ^ length)
+    for i in range(length // 4):
+        i4 = i * 4
+        k = _int32((data[i4] & 0xFF) + ((data[i4 + 1] & 0xFF) << 8) + ((data[i4 + 2] & 0xFF) << 16)
+                   + ((data[i4 + 3] & 0xFF) << 24))
+        k = _int32(k * m)
+        k = _int32(k ^ ((k & 0xFFFFFFFF) >> r))
+        k = _int32(k * m)
+        h = _int32(h * m)
+        h = _int32(h ^ k)
+    tail, extra = (length // 4) * 4, length % 4
+    if extra == 3:
+        h = _int32(h ^ ((data[tail + 2] & 0xFF) << 16))
+    if extra >= 2:
+        h = _int32(h ^ ((data[tail + 1] & 0xFF) << 8))
+    if extra >= 1:
+        h = _int32(h ^ (data[tail] & 0xFF))
+        h = _int32(h * m)
+    h = _int32(h ^ ((h & 0xFFFFFFFF) >> 13))
+    h = _int32(h * m)
+    return _int32(h ^ ((h & 0xFFFFFFFF) >> 15))
+
+
+def java_partition(key: bytes, partitions: int) -> int:
+    """The Java producer's `Utils.toPositive(murmur2(key)) % numPartitions`."""
+    return (java_murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 # Vectors published with Kafka's Java client (org.apache.kafka.common.utils.UtilsTest#testMurmur2),
@@ -54,54 +90,36 @@ JAVA_PARTITIONS_OF_1000 = [
 @pytest.mark.parametrize(("key", "java_signed"), JAVA_MURMUR2, ids=[k.decode() for k, _ in JAVA_MURMUR2])
 def test_murmur2_matches_the_java_client_vectors(key, java_signed):
     # Given a key with a hash published by the Java client
-    # When hashed here and by aiokafka
-    # Then both give the Java value, read as an unsigned 32-bit int
-    expected = java_signed & 0xFFFFFFFF
-    assert aiokafka_murmur2(key) == expected, "the vector itself is wrong"
-    assert murmur2(key) == expected
+    # When hashed here and by the transcription of the Java client
+    # Then both give the Java value (here read as an unsigned 32-bit int)
+    assert java_murmur2(key) == java_signed, "the transcription is wrong"
+    assert murmur2(key) == java_signed & 0xFFFFFFFF
 
 
 @pytest.mark.parametrize(("key", "partition"), JAVA_PARTITIONS_OF_1000, ids=repr)
 def test_partition_for_matches_the_java_partitioner_vectors(key, partition):
-    partitions = list(range(1000))
-    assert DefaultPartitioner()(key, partitions, partitions) == partition, "the vector itself is wrong"
+    assert java_partition(key, 1000) == partition, "the transcription is wrong"
     assert partition_for(key, 1000) == partition
 
 
-def test_murmur2_equals_aiokafkas_for_many_keys():
+def test_murmur2_equals_the_java_transcription_for_many_keys():
     # Given keys of every tail length, random bytes and project-shaped keys
     # When hashed by both implementations
     # Then every hash agrees and fits in 32 bits
-    mismatches = [key for key in KEYS if murmur2(key) != aiokafka_murmur2(key)]
+    mismatches = [key for key in KEYS if murmur2(key) != java_murmur2(key) & 0xFFFFFFFF]
     assert mismatches == []
     assert all(0 <= murmur2(key) < 2**32 for key in KEYS)
 
 
 @pytest.mark.parametrize("partitions", PARTITION_COUNTS)
-def test_partition_for_equals_aiokafkas_default_partitioner(partitions):
-    # Given a topic of `partitions` partitions, all of them available
-    all_partitions = list(range(partitions))
-    partitioner = DefaultPartitioner()
-
-    # When each key is partitioned here and by aiokafka (which Faust uses)
+def test_partition_for_equals_the_java_partitioner(partitions):
+    # When each key is partitioned here and by the Java producer's rule
     ours = [partition_for(key, partitions) for key in KEYS]
-    theirs = [partitioner(key, all_partitions, all_partitions) for key in KEYS]
+    theirs = [java_partition(key, partitions) for key in KEYS]
 
     # Then both put every key on the same partition, within range
     assert ours == theirs
     assert all(0 <= p < partitions for p in ours)
-
-
-@pytest.mark.parametrize("partitions", [6, 12])
-def test_partition_for_ignores_which_partitions_are_available(partitions):
-    # Given a topic where only a few partitions currently have a leader
-    all_partitions = list(range(partitions))
-    available = all_partitions[:2]
-
-    # When keyed messages are partitioned
-    # Then the choice is the key's partition regardless, as in Java (keys never move)
-    for key in KEYS[:200]:
-        assert DefaultPartitioner()(key, all_partitions, available) == partition_for(key, partitions)
 
 
 @pytest.mark.parametrize("partitions", [6, 12, 50])

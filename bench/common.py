@@ -108,11 +108,12 @@ def producer(bootstrap: str, **extra: Any) -> confluent_kafka.Producer:
     })
 
 
-def produce_all(client: confluent_kafka.Producer, topic: str, key: bytes, value: bytes) -> None:
-    """Produce, waiting for room in the local queue instead of failing when it is full."""
+def produce_all(client: confluent_kafka.Producer, topic: str, key: bytes, value: bytes, **extra: Any) -> None:
+    """Produce, waiting for room in the local queue instead of failing when it is full (`extra`:
+    `partition=`, `on_delivery=` of `Producer.produce`)."""
     while True:
         try:
-            client.produce(topic, key=key, value=value)
+            client.produce(topic, key=key, value=value, **extra)
             return
         except BufferError:
             client.poll(0.05)

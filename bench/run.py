@@ -2,21 +2,23 @@
 
     .venv/bin/python -m bench.run [--runs 3] [--events 100000] [--skus 10000]
         [--broker-records 1000000] [--orders 600] [--skip-orders]
-        [--scaling-events 20000] [--scaling-skus 2000] [--workers 1,2,4] [--keys 100000] [--skip-scaling]
-        [--bootstrap HOST:PORT]
+        [--scaling-events 20000] [--scaling-skus 2000] [--workers 1,2,4] [--keys 100000]
+        [--tail-keys 5000] [--skip-scaling] [--bootstrap HOST:PORT] [--keep]
 
 Each run, on a fresh stack (own topics, worker and data directory under .data/bench-*):
-1. ours: reservations per second of one worker over a backlog on `inventory.commands`
-   (bench/reservations.py), verified exactly once;
+1. ours: reservations per second of one worker (`python -m streams`, the runtime of
+   streams/runtime/) over a backlog on `inventory.commands` (bench/reservations.py), verified
+   exactly once;
 2. the peers over the same input under their own groups: a confluent-kafka transactional loop
-   with the project's decision (bench/peer_confluent.py) and a Kafka Streams app with
-   exactly_once_v2 and RocksDB (bench/kafka-streams), verified the same way (bench/peers.py);
+   with the project's decision and the runtime's commit order, crash-safe like it
+   (bench/peer_confluent.py), and a Kafka Streams app with exactly_once_v2 and RocksDB
+   (bench/kafka-streams), verified the same way (bench/peers.py);
 3. the broker's ceiling from Kafka's ProducerPerformance / ConsumerPerformance (bench/broker_ceiling.py).
 Then once: orders settled end to end through the gateway (bench/orders_e2e.py's run, with its own
 --runs), unless --skip-orders. Then scaling and recovery (bench/scaling.py, with the same --runs):
-reservations/s with 1, 2 and 4 workers on 8 partitions, and how long a worker that takes over a
-table partition of --keys keys needs to serve it, with and without a standby replica, unless
---skip-scaling. Prints the tables of medians and the command that reproduces them; the raw figures
+reservations/s with 1, 2 and 4 workers on 8 partitions, and how long a worker that takes over the
+partitions of a table of --keys keys needs to serve them, once restoring them in full (it never
+held them) and once only the changelog's tail (it held them before), unless --skip-scaling. Prints the tables of medians and the command that reproduces them; the raw figures
 go to bench/results/bench-<UTC time>.json.
 """
 
@@ -38,7 +40,8 @@ from bench.common import DATA_ROOT, RESULTS_DIR, broker, int_list, progress
 from bench.peers import PEERS, build_kstreams, run_peer
 from bench.reservations import OursRun, Workload, problems
 
-LABELS = {"ours": "ours: Faust worker (python -m streams)", "confluent": "peer: confluent-kafka loop, same decision",
+LABELS = {"ours": "ours: worker (python -m streams, streams/runtime)",
+          "confluent": "peer: confluent-kafka loop, same decision, crash-safe store",
           "kstreams": "peer: Kafka Streams, exactly_once_v2 + RocksDB"}
 
 
@@ -73,6 +76,7 @@ def scaling_figures(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     scaling_args = scaling.parser().parse_args([
         "--runs", str(args.runs), "--events", str(args.scaling_events), "--skus", str(args.scaling_skus),
         "--workers", ",".join(map(str, args.workers)), "--keys", str(args.keys),
+        "--tail-keys", str(args.tail_keys),
     ])
     scaling_args.keep = args.keep
     return scaling.measure(bootstrap, scaling_args)
@@ -146,6 +150,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int_list, default=[1, 2, 4],
                         help="worker counts of the scaling runs, comma-separated (default 1,2,4)")
     parser.add_argument("--keys", type=int, default=100_000, help="keys of the table a takeover restores")
+    parser.add_argument("--tail-keys", type=int, default=5_000,
+                        help="keys changed through the workers before each takeover (the tail)")
     parser.add_argument("--skip-scaling", action="store_true", help="leave out scaling and recovery")
     parser.add_argument("--bootstrap", help="an existing cluster (default: a throwaway broker on free ports)")
     parser.add_argument("--keep", action="store_true", help="keep the runs' data directories and logs")

@@ -65,6 +65,7 @@ class Process:
     env: dict[str, str]
     log_path: Path
     port: int
+    host: str = "127.0.0.1"
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
@@ -75,7 +76,7 @@ class Process:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -143,14 +144,18 @@ class Stack:
         env.update(overrides)
         return env
 
-    def start_worker(self, slot: int = 0, wait: bool = True) -> Process:
+    def start_worker(self, slot: int = 0, wait: bool = True, host: str = "127.0.0.1") -> Process:
+        """Start worker `slot` (its own port and data directory, kept across restarts) on `host`, a
+        loopback address of its own if asked: the gateway finds it through its consumer group."""
         port = self.worker_ports[slot]
         worker = Process(
             name=f"worker-{slot}",
             command=[sys.executable, "-m", "streams"],
-            env=self.env(FC_WORKER_PORT=str(port), FC_WORKER_DATA_DIR=str(self.base_dir / f"worker-{slot}")),
+            env=self.env(FC_WORKER_HOST=host, FC_WORKER_PORT=str(port),
+                         FC_WORKER_DATA_DIR=str(self.base_dir / f"worker-{slot}")),
             log_path=self.base_dir / f"worker-{slot}.log",
             port=port,
+            host=host,
         ).start()
         self.workers[slot] = worker
         if wait:

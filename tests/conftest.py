@@ -107,13 +107,15 @@ async def http() -> Iterator[aiohttp.ClientSession]:
         yield session  # type: ignore[misc]
 
 
-def read_topic(bootstrap: str, topic: str, expect: int | None = None, idle_seconds: float = 3.0) -> list[Any]:
-    """Every committed message of a topic, read until `expect` arrived or nothing came for a while."""
+def read_topic(bootstrap: str, topic: str, expect: int | None = None, idle_seconds: float = 3.0,
+               committed_only: bool = True) -> list[Any]:
+    """Every committed message of a topic (with `committed_only=False` also those of open and
+    aborted transactions), read until `expect` arrived or nothing came for a while."""
     consumer = confluent_kafka.Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"test-reader-{uuid.uuid4().hex}",
         "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
+        "isolation.level": "read_committed" if committed_only else "read_uncommitted",
         "enable.auto.commit": False,
     })
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions

@@ -1,12 +1,16 @@
 """Fault injection: the seam through which tests make a produce or a commit fail mid-work.
 
-`FC_INJECT_FAULTS="produce=97,commit=13"` makes every 97th record produced and every 13th commit
-raise the error the client raises for a broker that refused, so the runtime's abort path (abort,
-drop the writes, rewind, process again) runs for real against a real broker. Off unless set; a
-worker that has it set says so when it starts.
+`FC_INJECT_FAULTS="produce=0.005,commit=0.1"` makes each record produced fail with probability
+0.005 and each commit with probability 0.1, raising the error the client raises for a broker that
+refused, so the runtime's abort path (abort, drop the writes, rewind, process again) runs for real
+against a real broker. Failures are drawn at random rather than every Nth time: a transaction
+longer than N records would fail at the same record forever. Off unless set; a worker that has it
+set says so when it starts.
 """
 
 from __future__ import annotations
+
+import random
 
 import confluent_kafka
 
@@ -17,26 +21,24 @@ class InjectedFault(confluent_kafka.KafkaException):
 
 class Faults:
     def __init__(self, spec: str = "") -> None:
-        every = dict(part.split("=", 1) for part in spec.split(",") if part.strip())
-        self.produce_every = int(every.get("produce", 0))
-        self.commit_every = int(every.get("commit", 0))
-        self.produced = 0
-        self.commits = 0
+        chances = dict(part.split("=", 1) for part in spec.split(",") if part.strip())
+        self.produce_chance = float(chances.get("produce", 0))
+        self.commit_chance = float(chances.get("commit", 0))
+        self.injected = 0
+        self._random = random.Random()
 
     @property
     def enabled(self) -> bool:
-        return bool(self.produce_every or self.commit_every)
+        return bool(self.produce_chance or self.commit_chance)
 
     def before_produce(self) -> None:
-        self.produced += 1
-        _fail_every(self.produce_every, self.produced, "produce")
+        self._maybe_fail(self.produce_chance, "produce")
 
     def before_commit(self) -> None:
-        self.commits += 1
-        _fail_every(self.commit_every, self.commits, "commit")
+        self._maybe_fail(self.commit_chance, "commit")
 
-
-def _fail_every(every: int, count: int, what: str) -> None:
-    if every and count % every == 0:
-        raise InjectedFault(confluent_kafka.KafkaError(confluent_kafka.KafkaError._TRANSPORT,
-                                                       f"injected {what} failure #{count}"))
+    def _maybe_fail(self, chance: float, what: str) -> None:
+        if chance and self._random.random() < chance:
+            self.injected += 1
+            raise InjectedFault(confluent_kafka.KafkaError(confluent_kafka.KafkaError._TRANSPORT,
+                                                           f"injected {what} failure #{self.injected}"))

@@ -4,10 +4,11 @@ also when the worker restarted between the reservation and the deadline."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
-from tests.conftest import Api, token
+from tests.conftest import Api, read_topic, token
 from tests.harness import Stack, eventually_async
 from tests.integration.orders_api import place, settled, stock
 
@@ -47,5 +48,7 @@ async def test_a_hold_expires_after_the_worker_restarted_in_between(api: Api, st
     stack.workers[0].kill()
     await asyncio.to_thread(stack.start_worker, 0)
     await asyncio.to_thread(stack.wait_ready)
-    # Then the restored deadline still expires the hold
+    # Then the restored deadline still expires the hold, asked for once
     await expired_and_released(api, order_id, "restart-payer", "CUP-1", before)
+    asked = [json.loads(m.value()) for m in read_topic(stack.bootstrap, stack.topic("orders.commands"))]
+    assert [a["type"] for a in asked if a["payload"]["order_id"] == order_id] == ["PlaceOrder", "ExpireOrderHold"]

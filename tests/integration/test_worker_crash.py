@@ -1,25 +1,23 @@
-"""Exactly-once under a crash: a worker SIGKILLed in the middle of a burst of orders and started
-again leaves no unit reserved twice and no accepted order lost or doubled; so does a worker that
-stopped and finds a backlog of orders when it starts again."""
+"""Exactly-once under a crash: a worker SIGKILLed in the middle of a burst of orders, inside open
+transactions, and started again leaves no unit reserved twice and no accepted order lost or
+doubled; so does a worker that stopped and finds a backlog of orders when it starts again, also
+when the records below its committed offsets were deleted meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import random
-from collections import defaultdict
-from typing import Any
-
-import aiohttp
 
 import pytest
+from confluent_kafka import Consumer, IsolationLevel, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from tests.conftest import Api, read_topic
-from tests.harness import Stack
+from tests.harness import Stack, eventually_async
 from tests.integration.conftest import seed_catalog_and_stock
-from tests.integration.orders_api import place, settled, stock
+from tests.integration.orders_api import place
+from tests.integration import settlement
+from tests.integration.settlement import each_settled_once, levels
 
-SKUS = ("MUG-1", "POT-1", "CUP-1")
 ORDERS = 150
 
 
@@ -32,32 +30,65 @@ async def api(stack: Stack, http) -> Api:  # type: ignore[no-untyped-def]
 
 
 def burst(seed: int) -> list[dict[str, int]]:
-    rng = random.Random(seed)
-    return [{sku: rng.randint(1, 2) for sku in rng.sample(SKUS, rng.randint(1, 2))} for _ in range(ORDERS)]
+    return settlement.burst(seed, ORDERS)
 
 
-async def test_sigkill_mid_burst_loses_and_doubles_nothing(api: Api, stack: Stack) -> None:
-    # Given stock for three SKUs and a burst of orders, more than the stock can serve
+async def test_repeated_sigkills_inside_open_transactions_lose_and_double_nothing(api: Api, stack: Stack) -> None:
+    # Given stock for three SKUs and a burst of orders placed by 8 clients at a time
     opening = await levels(stack, api)
-    wanted = burst(7)
+    wanted = burst(13)
+    outputs = [stack.topic(name) for name in ("orders.events", "inventory.reservations", "inventory.commands")]
+    aborted_before = uncommitted_records(stack, outputs)
     accepted: list[tuple[str, str]] = []
     gate = asyncio.Semaphore(8)
 
     async def order(n: int) -> None:
         async with gate:
-            customer = f"crash-{n}"
-            accepted.append((await place(api, customer, wanted[n]), customer))
+            accepted.append((await place(api, f"kills-{n}", wanted[n]), f"kills-{n}"))
 
-    # When the worker is SIGKILLed after a third of the orders and started again
-    first = asyncio.gather(*(order(n) for n in range(ORDERS // 3)))
-    await first
-    stack.workers[0].kill()
-    rest = asyncio.gather(*(order(n) for n in range(ORDERS // 3, ORDERS)))
-    await asyncio.to_thread(stack.start_worker, 0)
-    await rest
+    # When the worker is SIGKILLed three times while the orders keep coming, each time while it has
+    # records in an open transaction, and started again each time
+    placing = asyncio.ensure_future(asyncio.gather(*(order(n) for n in range(ORDERS))))
+
+    async def quarters_accepted(quarters: int) -> bool:
+        return len(accepted) >= quarters * ORDERS // 4
+
+    async def records_in_an_open_transaction() -> bool:
+        return await asyncio.to_thread(open_transaction_has_records, stack, outputs)
+
+    for kill in range(1, 4):
+        await eventually_async(lambda k=kill: quarters_accepted(k), 60, f"{kill} quarters of the orders accepted",
+                               pause=0.02)
+        await eventually_async(records_in_an_open_transaction, 30, "the worker writing in an open transaction",
+                               pause=0.01)
+        stack.workers[0].kill()
+        await asyncio.to_thread(stack.start_worker, 0)
+    await placing
     await asyncio.to_thread(stack.wait_ready)
 
     await each_settled_once(api, stack, accepted, opening)
+    # And the kills landed inside open transactions: records were written that no committed reader saw
+    assert uncommitted_records(stack, outputs) - aborted_before > 0
+
+
+def open_transaction_has_records(stack: Stack, names: list[str]) -> bool:
+    """Whether a partition of the topics holds records past its last stable offset: written in a
+    transaction that is still open."""
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+    wanted = {TopicPartition(name, p): OffsetSpec.latest() for name in names for p in range(stack.partitions)}
+
+    def ends(isolation: IsolationLevel) -> dict[tuple[str, int], int]:
+        answers = admin.list_offsets(wanted, isolation_level=isolation)
+        return {(tp.topic, tp.partition): future.result().offset for tp, future in answers.items()}
+
+    stable, high = ends(IsolationLevel.READ_COMMITTED), ends(IsolationLevel.READ_UNCOMMITTED)
+    return any(high[where] > stable[where] for where in high)
+
+
+def uncommitted_records(stack: Stack, names: list[str]) -> int:
+    """Records of the topics that were written and never committed (aborted, or still open)."""
+    return sum(len(read_topic(stack.bootstrap, name, committed_only=False, idle_seconds=1.5))
+               - len(read_topic(stack.bootstrap, name, idle_seconds=1.5)) for name in names)
 
 
 async def test_a_backlog_met_at_restart_is_processed_once(api: Api, stack: Stack) -> None:
@@ -73,57 +104,34 @@ async def test_a_backlog_met_at_restart_is_processed_once(api: Api, stack: Stack
     await each_settled_once(api, stack, accepted, opening)
 
 
-async def levels(stack: Stack, api: Api) -> dict[str, tuple[dict[str, Any], dict[str, int]]]:
-    """Each SKU's stock and holds before a test (the module's stack serves several tests)."""
-    return {sku: (await stock(api, sku), await held_by_order(stack, sku)) for sku in SKUS}
 
 
-async def each_settled_once(api: Api, stack: Stack, accepted: list[tuple[str, str]],
-                            opening: dict[str, tuple[dict[str, Any], dict[str, int]]]) -> None:
-    # Then every accepted order ends reserved (and waits for its payment) or rejected ...
-    orders = await asyncio.gather(*(settled(api, order_id, customer) for order_id, customer in accepted))
-    assert len(orders) == len(accepted)
-    assert {o["status"] for o in orders} <= {"payment_pending", "rejected"}
-    assert any(o["status"] == "payment_pending" for o in orders) and any(o["status"] == "rejected" for o in orders)
-    # (a rejected order's releases may still be on their way to the SKUs: let the agents finish)
-    await asyncio.to_thread(stack.wait_drained)
-    # ... for every SKU exactly the reserved orders hold units, with their quantities; stock is untouched ...
-    expected_holds: dict[str, dict[str, int]] = {sku: dict(opening[sku][1]) for sku in SKUS}
-    for o in orders:
-        if o["status"] == "payment_pending":
-            for line in o["lines"]:
-                expected_holds[line["sku"]][o["order_id"]] = line["quantity"]
-    for sku in SKUS:
-        level = await stock(api, sku)
-        holds = await held_by_order(stack, sku)
-        assert holds == expected_holds[sku], (sku, describe_hold_difference(holds, expected_holds[sku], orders))
-        assert (level["on_hand"], level["reserved"]) == (opening[sku][0]["on_hand"], sum(holds.values())), sku
-        assert level["available"] >= 0
-    # ... and each order's status changes were published once each, never twice
-    events = read_topic(stack.bootstrap, stack.topic("orders.events"))
-    ours = {order_id for order_id, _ in accepted}
-    transitions: dict[str, list[str]] = defaultdict(list)
-    for message in events:
-        payload = json.loads(message.value())["payload"]
-        if payload["order_id"] in ours:
-            transitions[payload["order_id"]].append(payload["status"])
-    assert len(transitions) == len(accepted)
-    for o in orders:
-        expected = ["pending", "reserved", "payment_pending"] if o["status"] == "payment_pending" else ["pending", "rejected"]
-        assert transitions[o["order_id"]] == expected, o["order_id"]
+async def test_a_backlog_after_deleted_records_below_the_committed_offsets_is_processed_once(
+        api: Api, stack: Stack) -> None:
+    # Given a stopped worker whose group has committed offsets on orders.commands
+    opening = await levels(stack, api)
+    await asyncio.to_thread(stack.workers[0].stop)
+    topic = stack.topic("orders.commands")
+    committed = committed_offsets(stack, topic)
+    assert any(offset > 0 for offset in committed.values())
+    # When the records below those offsets are deleted (retention, DeleteRecords) and orders come in
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+    for future in admin.delete_records([TopicPartition(topic, p, offset)
+                                        for p, offset in committed.items() if offset > 0]).values():
+        future.result()
+    wanted = burst(17)[:40]
+    accepted = [(await place(api, f"deleted-{n}", lines), f"deleted-{n}") for n, lines in enumerate(wanted)]
+    await asyncio.to_thread(stack.start_worker, 0)
+    await asyncio.to_thread(stack.wait_ready)
+
+    # Then the worker takes up at its committed offsets, and each order settles once
+    await each_settled_once(api, stack, accepted, opening)
 
 
-async def held_by_order(stack: Stack, sku: str) -> dict[str, int]:
-    """The SKU's holds (order id -> units) as the inventory table stores them, read from a worker."""
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{stack.workers[0].url}/state/inventory", params={"key": f"acme/{sku}"}) as reply:
-            assert reply.status == 200, await reply.text()
-            return dict((await reply.json())["holds"])
-
-
-def describe_hold_difference(holds: dict[str, int], expected: dict[str, int], orders: list[dict[str, Any]]) -> str:
-    by_id = {o["order_id"]: o for o in orders}
-    unexpected = {order_id: (units, by_id.get(order_id, {}).get("status")) for order_id, units in holds.items()
-                  if expected.get(order_id) != units}
-    missing = {order_id: units for order_id, units in expected.items() if holds.get(order_id) != units}
-    return f"held but not by a reserved order (units, order status): {unexpected}; reserved but not held: {missing}"
+def committed_offsets(stack: Stack, topic: str) -> dict[int, int]:
+    group = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": stack.app_id})
+    try:
+        wanted = [TopicPartition(topic, p) for p in range(stack.partitions)]
+        return {tp.partition: tp.offset for tp in group.committed(wanted, timeout=10)}
+    finally:
+        group.close()

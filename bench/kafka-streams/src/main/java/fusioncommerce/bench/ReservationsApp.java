@@ -28,10 +28,10 @@ import org.apache.kafka.streams.state.Stores;
  * </pre>
  *
  * Both stores are persistent RocksDB stores with a changelog and no record cache, so every state
- * write reaches the changelog as the Faust worker's table writes do; processing.guarantee is
- * exactly_once_v2. Arguments: --bootstrap, --namespace (topic prefix of the stack under test),
- * --application-id, --state-dir, --output-prefix, optional --threads (default 1) and
- * --commit-interval-ms (default 100).
+ * write reaches the changelog (the worker's runtime writes one changelog record per key changed
+ * per commit, so at most as many); processing.guarantee is exactly_once_v2. Arguments:
+ * --bootstrap, --namespace (topic prefix of the stack under test), --application-id, --state-dir,
+ * --output-prefix, optional --threads (default 1) and --commit-interval-ms (default 100).
  */
 public final class ReservationsApp {
     private ReservationsApp() {
@@ -68,7 +68,7 @@ public final class ReservationsApp {
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
         props.put(StreamsConfig.STATE_DIR_CONFIG, Path.of(args.get("state-dir")).toString());
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, Integer.parseInt(args.getOrDefault("threads", "1")));
-        // The Faust worker commits every 100 ms (FC_COMMIT_INTERVAL); exactly_once_v2's default is the same.
+        // The worker commits every 100 ms (FC_COMMIT_INTERVAL); exactly_once_v2's default is the same.
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, Integer.parseInt(args.getOrDefault("commit-interval-ms", "100")));
         props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
         props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");

@@ -69,6 +69,9 @@ class Peer:
         })
         self.producer = producer(args.bootstrap, **{"transactional.id": f"{args.group}-tx"})
         self.load_catalog(args.bootstrap, topics.full_name(args.namespace, topics.CATALOG_PRODUCTS.name))
+        # Fences a killed predecessor first: its open transaction is aborted, so the restore reads
+        # to the changelog's end instead of stopping at that transaction's first record.
+        self.producer.init_transactions()
         self.restore(args.bootstrap, args.group)
         self.running = True
 
@@ -159,7 +162,6 @@ class Peer:
         self.pending.clear()
 
     def run(self) -> None:
-        self.producer.init_transactions()
         self.consumer.subscribe([self.source])
         print(f"[peer-confluent] consuming {self.source}", flush=True)
         in_transaction = False

@@ -46,6 +46,10 @@ def fetch(cache_dir: Path) -> Path:
     return libs
 
 
+# How long `make run`'s broker waits after a stop signal (Ctrl-C) before stopping.
+WORKERS_GRACE_SECONDS = 2.0
+
+
 def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
     return f"""\
 process.roles=broker,controller
@@ -111,8 +115,11 @@ class KafkaBroker:
             )
             print(f"[kafka] formatted KRaft storage in {self.data_dir} (cluster {cluster_id})", flush=True)
         out = open(log_file, "ab") if log_file else None
+        # A session of its own: Ctrl-C in a terminal reaches the whole foreground process group, and
+        # the broker must outlive the workers' last commit (`stop_after_the_workers`).
         self.process = process = subprocess.Popen(
-            self._java("kafka.Kafka", str(config), heap="768m"), stdout=out, stderr=subprocess.STDOUT if out else None
+            self._java("kafka.Kafka", str(config), heap="768m"), stdout=out, stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
         )
         started = time.monotonic()
         wait_for_broker(self.bootstrap, timeout=timeout)
@@ -155,7 +162,15 @@ def main() -> None:
         raise SystemExit(f"KAFKA_BOOTSTRAP_SERVERS={settings.external_bootstrap} is set: using that cluster, "
                          "not starting a broker.")
     broker = broker_from(settings)
-    serve_in_foreground("kafka", broker.start, broker.stop)
+
+    def stop_after_the_workers() -> None:
+        # Ctrl-C on `make run` stops every process at once; the workers commit and leave the
+        # group within a second or two, which needs the broker.
+        print(f"[kafka] stopping in {WORKERS_GRACE_SECONDS:.0f}s, once the workers have committed and left", flush=True)
+        time.sleep(WORKERS_GRACE_SECONDS)
+        broker.stop()
+
+    serve_in_foreground("kafka", broker.start, stop_after_the_workers)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 # SIGTERM: the processing thread commits what is done and leaves the group; past this the process
-# exits anyway (the broker may be gone, and the next owner processes the rest again).
-STOP_SECONDS = 10.0
+# exits anyway (the broker may be gone, and the next owner processes the rest again); honcho
+# (make run) SIGKILLs what still runs 5 s after Ctrl-C.
+STOP_SECONDS = 4.0
 
 
 def group_id(settings: Settings, names: Sequence[str], all_names: Sequence[str]) -> str:
@@ -62,7 +63,7 @@ async def serve(settings: Settings, agents: list[Agent], group: str,
         loop.add_signal_handler(signum, stopped.set)
     processing = threading.Thread(target=thread.run, name="processing", daemon=True)
     processing.start()
-    died = asyncio.ensure_future(asyncio.to_thread(processing.join))
+    died = asyncio.ensure_future(_until_dead(processing))
     waiting = asyncio.ensure_future(stopped.wait())
     await asyncio.wait([died, waiting], return_when=asyncio.FIRST_COMPLETED)
     status = 0
@@ -82,3 +83,10 @@ async def serve(settings: Settings, agents: list[Agent], group: str,
         await on_stop()  # type: ignore[misc]
     log.info("stopped (%d commits, %d aborts)", thread.commits, thread.aborts)
     return status
+
+
+async def _until_dead(thread: threading.Thread) -> None:
+    # Polled rather than joined in an executor thread: a processing thread stuck on a broker that
+    # is gone must not keep the process from exiting (it is a daemon thread).
+    while thread.is_alive():
+        await asyncio.sleep(0.1)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import Api
 from tests.harness import Stack, eventually_async
-from tests.integration.conftest import WEBHOOK_SECRET, seed_catalog_and_stock
+from tests.integration.conftest import WEBHOOK_SECRET
 from tests.integration.orders_api import place
 from tests.integration.settlement import burst, each_settled_once, levels
 
@@ -34,11 +34,8 @@ def stack(kafka_bootstrap: str, stripe_mock: str) -> Iterator[Stack]:
 
 
 @pytest.fixture
-async def api(stack: Stack, http) -> Api:  # type: ignore[no-untyped-def]
-    assert stack.gateway is not None
-    api = Api(stack.gateway.url, http)
-    await seed_catalog_and_stock(stack, api)
-    return api
+def api(seeded_api: Api) -> Api:
+    return seeded_api
 
 
 def served_partitions(url: str) -> set[int]:

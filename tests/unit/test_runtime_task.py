@@ -103,6 +103,15 @@ def products_agent(**overrides: Any) -> Agent:
                  **overrides)
 
 
+def calling_agent() -> Agent:
+    """The products agent, with each decision awaiting an outside answer first."""
+    async def call_then_decide(state: Any, event: Envelope, now: datetime) -> Decision[Any]:
+        return catalog.decide(state, event, now)
+
+    return products_agent(decide=lambda state, event, now, tables: call_then_decide(state, event, now),
+                          calls_outside=True)
+
+
 def test_the_store_holds_committed_state_only_and_reads_see_the_open_transaction_first(stores) -> None:
     # Given a product upserted on the task's partition
     outputs = RecordedOutputs()
@@ -203,11 +212,7 @@ def test_a_due_key_is_asked_once_and_a_moved_due_time_moves_its_index_entry(stor
 
 def test_an_outside_call_holds_its_key_only_and_the_offset_stops_before_it(stores) -> None:
     # Given an agent whose decisions call outside, and two keys of the partition
-    async def call_then_decide(state: Any, event: Envelope, now: datetime) -> Decision[Any]:
-        return catalog.decide(state, event, now)
-
-    agent = products_agent(decide=lambda state, event, now, tables: call_then_decide(state, event, now),
-                           calls_outside=True)
+    agent = calling_agent()
     outputs = RecordedOutputs()
     calls = HeldCalls()
     task = task_with(agent, stores, outputs, calls)
@@ -232,11 +237,7 @@ def test_an_outside_call_holds_its_key_only_and_the_offset_stops_before_it(store
 
 
 def test_an_answer_that_comes_after_an_abort_is_ignored(stores) -> None:
-    async def call_then_decide(state: Any, event: Envelope, now: datetime) -> Decision[Any]:
-        return catalog.decide(state, event, now)
-
-    agent = products_agent(decide=lambda state, event, now, tables: call_then_decide(state, event, now),
-                           calls_outside=True)
+    agent = calling_agent()
     calls = HeldCalls()
     task = task_with(agent, stores, RecordedOutputs(), calls)
     sku = key_on(3, "LATE")

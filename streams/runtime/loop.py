@@ -48,6 +48,11 @@ from streams.tables.decision import Decision
 
 log = logging.getLogger(__name__)
 
+# A transaction with no new event for this long commits at once (see `StreamThread.run`).
+IDLE_COMMIT_SECONDS = 0.002
+# How long an idle loop waits for a record before it looks at outside calls' answers and timers.
+IDLE_POLL_SECONDS = 0.02
+
 
 class StreamThread:
     def __init__(self, *, bootstrap: str, group_id: str, transactional_id: str, client_id: str, namespace: str,
@@ -81,6 +86,7 @@ class StreamThread:
         self.rebalancing = False
         self.aborts = 0
         self.commits = 0
+        self.batch_limit = batch_size
         self.consumer = confluent_kafka.Consumer({
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
@@ -114,16 +120,28 @@ class StreamThread:
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
+        """Poll, process, commit; until `stop`.
+
+        A transaction commits when it is `commit_interval` old, holds `batch_size` events, or no
+        event came for `IDLE_COMMIT_SECONDS`: under load events are batched, and a lone request
+        does not wait the whole interval at each hop. `poll` returns at the first record and
+        `consume(n, 0)` takes what is already fetched, so no call waits for a batch to fill.
+        """
         self.consumer.subscribe(self.sources, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_lost)
         log.info("consuming %s as %s (group %s)", ", ".join(self.sources), self.client_id, self.group_id)
-        began = time.monotonic()
+        began = 0.0  # when the open transaction took its first event
         events = 0
         next_timers = time.monotonic()
         try:
             while not self.stopping.is_set():
                 try:
-                    messages = self.consumer.consume(self.batch_size, timeout=min(self.commit_interval, 0.1))
+                    if self.transaction.open:
+                        wait = max(0.0, min(IDLE_COMMIT_SECONDS, began + self.commit_interval - time.monotonic()))
+                    else:
+                        wait = IDLE_POLL_SECONDS
+                    first = self.consumer.poll(wait)
+                    messages = [] if first is None else [first, *self._fetched(self.batch_limit - 1)]
                     for message in messages:
                         if message.error() is not None:
                             self._consumer_error(message.error())
@@ -131,24 +149,38 @@ class StreamThread:
                         task = self.tasks.get(message.partition())
                         if task is None:
                             continue  # revoked while in the batch: its new owner processes it
-                        self.transaction.begin()
+                        if not self.transaction.open:
+                            self.transaction.begin()
+                            began = time.monotonic()
                         task.process(message)
                         self.positions[(message.topic(), message.partition())] = message.offset() + 1
                         events += 1
                     while not self.completions.empty():
                         self.completions.get_nowait()()
                     now = time.monotonic()
-                    if events >= self.batch_size or now - began >= self.commit_interval:
+                    if self.transaction.open and (not messages or events >= self.batch_limit
+                                                  or now - began >= self.commit_interval):
                         self._commit()
-                        began, events = now, 0
-                        if now >= next_timers:
-                            self._fire_timers()
-                            next_timers = now + self.timer_interval
+                        events = 0
+                        self.batch_limit = min(self.batch_size, self.batch_limit * 2)
+                    if now >= next_timers:
+                        was_open = self.transaction.open
+                        self._fire_timers()
+                        if self.transaction.open and not was_open:
+                            began = now
+                        next_timers = now + self.timer_interval
                 except confluent_kafka.KafkaException as exc:
                     self._abort(exc)
-                    began, events = time.monotonic(), 0
+                    events = 0
+                    # Smaller transactions until one commits: a failure that comes with the size of
+                    # a transaction (a backlog processed again in one piece) cannot repeat forever.
+                    self.batch_limit = max(1, self.batch_limit // 4)
         finally:
             self._shutdown()
+
+    def _fetched(self, most: int) -> list[confluent_kafka.Message]:
+        """Up to `most` records already fetched, without waiting for more."""
+        return self.consumer.consume(most, 0) if most > 0 else []
 
     def _commit(self) -> None:
         changed, offsets = self.checkpoint.commit(self.tasks, self.positions)

@@ -5,9 +5,10 @@ its state: `t<due ms, 13 digits>|<key>` (sorted by due time, so firing reads onl
 `u<key>` -> the due ms (so a changed due time finds its old index entry). Both are written with the
 state in the same transaction and changelogged with it, so a restart or a move loses none.
 
-`fire_due` runs right after a commit, when the stores hold everything: for each due entry it sends
-the agent's command (`Deadline.ask`) and deletes the entry, both in the new transaction. A due key
-is therefore asked once; the command only asks, the agent decides on the state it then finds.
+`fire_due` reads the committed index (entries the open transaction changed wait for its commit):
+for each due entry it sends the agent's command (`Deadline.ask`) and deletes the entry, both in the
+open transaction. A due key is therefore asked once; the command only asks, the agent decides on
+the state it then finds.
 """
 
 from __future__ import annotations

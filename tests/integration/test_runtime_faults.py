@@ -1,4 +1,4 @@
-"""The runtime's abort path, run for real: with one record produced in 200 and one commit in 10
+"""The runtime's abort path, run for real: with one record produced in 50 and one commit in 10
 made to fail at random (streams/runtime/faults.py), a burst of orders still settles exactly once, and the
 worker's log shows that transactions were aborted and their events processed again."""
 
@@ -13,7 +13,7 @@ from tests.harness import Stack
 from tests.integration.orders_api import place
 from tests.integration.settlement import burst, each_settled_once, levels
 
-STACK_ENV = {"FC_INJECT_FAULTS": "produce=0.005,commit=0.1"}
+STACK_ENV = {"FC_INJECT_FAULTS": "produce=0.02,commit=0.1"}
 ORDERS = 60
 
 

@@ -144,13 +144,15 @@ class Stack:
         env.update(overrides)
         return env
 
-    def start_worker(self, slot: int = 0, wait: bool = True, host: str = "127.0.0.1") -> Process:
+    def start_worker(self, slot: int = 0, wait: bool = True, host: str = "127.0.0.1",
+                     agents: str | None = None) -> Process:
         """Start worker `slot` (its own port and data directory, kept across restarts) on `host`, a
-        loopback address of its own if asked: the gateway finds it through its consumer group."""
+        loopback address of its own if asked: the gateway finds it through its consumer group.
+        `agents` runs a subset (`--agents`), in a group of its own."""
         port = self.worker_ports[slot]
         worker = Process(
             name=f"worker-{slot}",
-            command=[sys.executable, "-m", "streams"],
+            command=[sys.executable, "-m", "streams", *(["--agents", agents] if agents else [])],
             env=self.env(FC_WORKER_HOST=host, FC_WORKER_PORT=str(port),
                          FC_WORKER_DATA_DIR=str(self.base_dir / f"worker-{slot}")),
             log_path=self.base_dir / f"worker-{slot}.log",

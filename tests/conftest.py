@@ -16,7 +16,7 @@ from devtools.kafka import throwaway_broker
 from devtools.stripe_mock import StripeMock
 from gateway.tokens import mint
 from streams.settings import load
-from tests.harness import JWT_SECRET, RUNS_DIR, Stack, free_port
+from tests.harness import JWT_SECRET, RUNS_DIR, free_port
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +44,6 @@ def stripe_mock() -> Iterator[str]:
         yield mock.base_url
     finally:
         mock.stop()
-
-
-def start_stack(bootstrap: str, name: str, **env: str) -> Stack:
-    stack = Stack(bootstrap=bootstrap, name=name, extra_env=env)
-    stack.start_worker(0)
-    stack.start_gateway()
-    return stack
 
 
 def token(role: str, tenant: str = "acme", sub: str = "alice") -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from devtools.replay import read_fixture, replay
 from streams.settings import Settings
-from tests.conftest import Api, start_stack, token
+from tests.conftest import Api, token
 from tests.harness import Stack
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -47,13 +47,24 @@ async def seed_catalog_and_stock(stack: Stack, api: Api) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, stripe_mock: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """A worker and a gateway of their own for each test module, paying through the session's stripe-mock."""
+def stack_env(stripe_mock: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment of a module's stack: the session's stripe-mock and the module's `STACK_ENV`;
+    a module overrides this fixture to point elsewhere (a Stripe that hangs)."""
+    return {"STRIPE_API_BASE": stripe_mock, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            **getattr(request.module, "STACK_ENV", {})}
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, stack_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Workers and a gateway of their own for each test module: one worker, or one per entry of the
+    module's `STACK_WORKERS` (keyword arguments of `Stack.start_worker`)."""
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-    env = {"STRIPE_API_BASE": stripe_mock, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-           **getattr(request.module, "STACK_ENV", {})}
-    started = start_stack(kafka_bootstrap, name, **env)
+    workers: list[dict[str, str]] = getattr(request.module, "STACK_WORKERS", [{}])
+    started = Stack(bootstrap=kafka_bootstrap, name=name, extra_env=stack_env, worker_slots=len(workers) + 1)
     try:
+        for slot, options in enumerate(workers):
+            started.start_worker(slot, **options)  # type: ignore[arg-type]
+        started.start_gateway()
         yield started
     finally:
         started.stop()

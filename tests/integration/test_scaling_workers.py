@@ -7,30 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import Iterator
-
 import pytest
 
 from tests.conftest import Api
 from tests.harness import Stack, eventually_async
-from tests.integration.conftest import WEBHOOK_SECRET
 from tests.integration.orders_api import place
 from tests.integration.settlement import burst, each_settled_once, levels
 
 ORDERS = 150
 
 
-@pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, stripe_mock: str) -> Iterator[Stack]:
-    started = Stack(bootstrap=kafka_bootstrap, name="workers", worker_slots=3,
-                    extra_env={"STRIPE_API_BASE": stripe_mock, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET})
-    try:
-        started.start_worker(0, host="127.0.0.2")
-        started.start_worker(1, host="127.0.0.3")
-        started.start_gateway()
-        yield started
-    finally:
-        started.stop()
+# Two workers on addresses of their own; a third slot for the one that joins.
+STACK_WORKERS = [{"host": "127.0.0.2"}, {"host": "127.0.0.3"}]
 
 
 @pytest.fixture

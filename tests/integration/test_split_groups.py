@@ -4,27 +4,14 @@ gets its PaymentIntent from the second, and the gateway reads it from the worker
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.conftest import Api
 from tests.harness import Stack
-from tests.integration.conftest import WEBHOOK_SECRET
 from tests.integration.orders_api import place, settled
 
 
-@pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, stripe_mock: str) -> Iterator[Stack]:
-    started = Stack(bootstrap=kafka_bootstrap, name="split",
-                    extra_env={"STRIPE_API_BASE": stripe_mock, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET})
-    try:
-        started.start_worker(0, agents="catalog,inventory,orders,campaigns")
-        started.start_worker(1, agents="payments")
-        started.start_gateway()
-        yield started
-    finally:
-        started.stop()
+STACK_WORKERS = [{"agents": "catalog,inventory,orders,campaigns"}, {"agents": "payments"}]
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Api, start_stack, token
-from tests.harness import Stack, eventually_async
+from tests.conftest import Api, token
+from tests.harness import eventually_async
 from tests.integration.conftest import WEBHOOK_SECRET
 from tests.integration.orders_api import place, settled, stock
 from tests.integration.stubs import HangingServer
@@ -26,14 +26,9 @@ def hanging_stripe() -> Iterator[HangingServer]:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, hanging_stripe: HangingServer) -> Iterator[Stack]:
-    started = start_stack(kafka_bootstrap, "stripe-hanging", STRIPE_API_BASE=hanging_stripe.url,
-                          STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, FC_STRIPE_ATTEMPTS="1",
-                          FC_STRIPE_TIMEOUT=str(DEADLINE_SECONDS), FC_STRIPE_CALL_DEADLINE=str(DEADLINE_SECONDS))
-    try:
-        yield started
-    finally:
-        started.stop()
+def stack_env(hanging_stripe: HangingServer) -> dict[str, str]:
+    return {"STRIPE_API_BASE": hanging_stripe.url, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "FC_STRIPE_ATTEMPTS": "1",
+            "FC_STRIPE_TIMEOUT": str(DEADLINE_SECONDS), "FC_STRIPE_CALL_DEADLINE": str(DEADLINE_SECONDS)}
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ The workload: a catalog of K SKUs (ProductUpserted) and opening stock for each (
 through the worker first. Then the worker is paused (SIGSTOP, for the few seconds the writing
 takes, inside the bench broker's 6 s KIP-848 session timeout), N ReserveStock envelopes for
 random SKUs and 1-3 units are written to `inventory.commands`, keyed and partitioned as the
-project writes them, and the worker is resumed. The opening stock covers about 85 % of the demand, so both outcomes occur.
-The rate is taken from the worker group's committed offsets (bench/common.py). Afterwards every
-ReserveStock must have produced exactly one committed answer on `inventory.reservations`, with the
-id `Envelope.derive` gives it and the outcome a plain count of each SKU's stock predicts. The
-peers (bench/peer_confluent.py, bench/kafka-streams) read the same topic under their own groups
+project writes them, and the worker is resumed. The opening stock covers about 85 % of the
+demand, so both outcomes occur. The rate is taken from the worker group's committed offsets
+(bench/common.py). Afterwards every ReserveStock must have produced exactly one committed answer
+on `inventory.reservations`, with the id `Envelope.derive` gives it and the outcome a plain count
+of each SKU's stock predicts. The peers (bench/peer_confluent.py, bench/kafka-streams) read the same topic under their own groups
 and are checked the same way; bench/run.py runs all of them.
 
 `--backlog-on-restart` stops the worker cleanly instead and starts it again once the backlog is

@@ -1,8 +1,8 @@
 """`make bench`: the benchmarks side by side on one broker, with medians over several runs.
 
     .venv/bin/python -m bench.run [--runs 3] [--events 100000] [--skus 10000]
-        [--broker-records 1000000] [--orders 600] [--skip-orders]
-        [--scaling-events 20000] [--scaling-skus 2000] [--workers 1,2,4] [--keys 100000]
+        [--broker-records 1000000] [--orders 2000] [--skip-orders]
+        [--scaling-events 100000] [--scaling-skus 10000] [--workers 1,2,4] [--keys 100000]
         [--tail-keys 5000] [--skip-scaling] [--bootstrap HOST:PORT] [--keep]
 
 Each run, on a fresh stack (own topics, worker and data directory under .data/bench-*):
@@ -18,8 +18,9 @@ Then once: orders settled end to end through the gateway (bench/orders_e2e.py's 
 --runs), unless --skip-orders. Then scaling and recovery (bench/scaling.py, with the same --runs):
 reservations/s with 1, 2 and 4 workers on 8 partitions, and how long a worker that takes over the
 partitions of a table of --keys keys needs to serve them, once restoring them in full (it never
-held them) and once only the changelog's tail (it held them before), unless --skip-scaling. Prints the tables of medians and the command that reproduces them; the raw figures
-go to bench/results/bench-<UTC time>.json.
+held them) and once only the changelog's tail (it held them before), unless --skip-scaling.
+Prints the tables of medians and the command that reproduces them; the raw figures go to
+bench/results/bench-<UTC time>.json.
 """
 
 from __future__ import annotations
@@ -122,10 +123,13 @@ def table(results: dict[str, Any], command: str) -> str:
         rows.append(f"| broker ceiling, {what}, {size}-byte records | {rate:,.0f} records/s ({mb:.1f} MB/s) |")
     e2e = results.get("orders_e2e")
     if e2e:
+        rising = sum(e2e.get("still_rising", []))
+        bound = (f"; still rising at the ladder's top in {rising} of {len(e2e['still_rising'])} runs, so bound by "
+                 "the ladder" if rising else "")
         rows.append(f"| orders settled per second, POST -> reserved | {statistics.median(e2e['orders_per_second']):.0f} "
                     f"(with {statistics.median(e2e['clients_at_best_rate']):.0f} clients; CPU ms per order: "
                     f"worker {statistics.median(e2e['worker_cpu_ms_per_order']):.1f}, "
-                    f"gateway {statistics.median(e2e['gateway_cpu_ms_per_order']):.1f}) |")
+                    f"gateway {statistics.median(e2e['gateway_cpu_ms_per_order']):.1f}{bound}) |")
         rows.append(f"| p50 / p99 POST -> reserved at half that rate | {statistics.median(e2e['p50_ms']):.0f} ms / "
                     f"{statistics.median(e2e['p99_ms']):.0f} ms |")
     else:
@@ -142,11 +146,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="ReserveStock commands per run")
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--broker-records", type=int, default=1_000_000, help="records per perf-tool pass")
-    parser.add_argument("--orders", type=int, default=600, help="orders per end-to-end run")
+    parser.add_argument("--orders", type=int, default=2000, help="orders per step of the end-to-end ladder")
     parser.add_argument("--skip-orders", action="store_true", help="leave out the end-to-end orders figures")
-    parser.add_argument("--scaling-events", type=int, default=20_000,
+    parser.add_argument("--scaling-events", type=int, default=100_000,
                         help="ReserveStock commands per scaling run (each worker count)")
-    parser.add_argument("--scaling-skus", type=int, default=2_000)
+    parser.add_argument("--scaling-skus", type=int, default=10_000)
     parser.add_argument("--workers", type=int_list, default=[1, 2, 4],
                         help="worker counts of the scaling runs, comma-separated (default 1,2,4)")
     parser.add_argument("--keys", type=int, default=100_000, help="keys of the table a takeover restores")

@@ -1,7 +1,7 @@
 """Scaling and recovery of the real system: reservations/s with 1, 2 and 4 workers on 8 partitions,
 and how long a partition takeover leaves a table's keys unreadable.
 
-    .venv/bin/python -m bench.scaling [--runs 3] [--events 20000] [--skus 2000] [--workers 1,2,4]
+    .venv/bin/python -m bench.scaling [--runs 3] [--events 100000] [--skus 10000] [--workers 1,2,4]
         [--keys 100000] [--tail-keys 5000] [--kill] [--only throughput|takeover] [--bootstrap HOST:PORT]
         [--keep]
 
@@ -453,7 +453,8 @@ def one_takeover(stack: Stack, case: str, stopped_slot: int, taker_slot: int, ow
     pool = [i for p in moved for i in by_partition[p]]
     checked = rng.sample(pool, min(CHECKED_KEYS, len(pool)))
     wrong = [i for i in checked if not serves(taker, i)]
-    changed = {i: a for i, a in tail.items() if partition_for(topics.sku_key(TENANT, sku_of(i)), stack.partitions) in moved}
+    changed = {i: a for i, a in tail.items()
+               if partition_for(topics.sku_key(TENANT, sku_of(i)), stack.partitions) in moved}
     tail_wrong = [i for i, adjustment in changed.items() if not serves(taker, i, adjustment)]
     result = {
         "case": case, "moved_partitions": moved, "taker_held_before": held_before,
@@ -529,8 +530,8 @@ def takeover_run(facts: dict[str, Any], bootstrap: str, keys: int, tail_keys: in
     for case in (full, tail_only):
         if case["wrong_after_takeover"] or case["tail_keys_wrong"]:
             anomalies.append(f"{case['case']}: wrong values for {case['wrong_after_takeover']} of "
-                             f"{case['checked_keys']} keys and {case['tail_keys_wrong']} of {case['tail_keys_checked']} "
-                             "changed keys")
+                             f"{case['checked_keys']} keys and {case['tail_keys_wrong']} of "
+                             f"{case['tail_keys_checked']} changed keys")
     if full["taker_held_before"]:
         anomalies.append(f"full: B already had stores of partitions {full['taker_held_before']}")
     if len(tail_only["taker_held_before"]) != len(tail_only["moved_partitions"]):
@@ -631,12 +632,15 @@ def table(results: dict[str, Any], command: str) -> list[str]:
             held = ", ".join(sorted({f"{len(r['taker_held_before'])} of {len(r['moved_partitions'])}" for r in mine}))
             seconds = medians(mine, "takeover_seconds")
             within = sum(1 for r in mine if r["takeover_seconds"] <= TARGET_SECONDS)
-            rows.append(f"| {names[case]} | {held or '-'} | {seconds:.2f} s{f' WRONG VALUES: {wrong}' if wrong else ''} | "
+            crashed = failures(attempts) if case == "full" else ""
+            rows.append(f"| {names[case]} | {held or '-'} | {seconds:.2f} s"
+                        f"{f' WRONG VALUES: {wrong}' if wrong else ''} | "
                         f"{medians(mine, 'takeover_from_exit_seconds'):+.2f} s | "
                         f"{medians(mine, 'restored_records'):,.0f} ({medians(mine, 'restore_seconds'):.2f} s) | "
-                        f"{within} of {len(mine)} runs{'; ' + failures(attempts) if case == 'full' and failures(attempts) else ''} |")
-        rows += ["", f"A start -> ready with all {results['keys']:,} keys: {medians(takeover, 'a_start_to_ready_seconds'):.1f} s "
-                 f"(restored {medians(takeover, 'a_restore_records'):,.0f} records in "
+                        f"{within} of {len(mine)} runs{'; ' + crashed if crashed else ''} |")
+        rows += ["", f"A start -> ready with all {results['keys']:,} keys: "
+                 f"{medians(takeover, 'a_start_to_ready_seconds'):.1f} s (restored "
+                 f"{medians(takeover, 'a_restore_records'):,.0f} records in "
                  f"{medians(takeover, 'a_restore_seconds'):.2f} s). A restarted on its data directory -> ready: "
                  f"{medians(takeover, 'a_restart_to_ready_seconds'):.1f} s (restored "
                  f"{medians(takeover, 'a_restart_restore_records'):,.0f} records in "
@@ -665,8 +669,9 @@ def trouble_in(results: dict[str, Any]) -> str | None:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--events", type=int, default=20_000, help="ReserveStock commands per throughput run")
-    parser.add_argument("--skus", type=int, default=2_000)
+    # 100k: one worker drains them in about 5 s, long enough for the 100 ms polls of time_drain.
+    parser.add_argument("--events", type=int, default=100_000, help="ReserveStock commands per throughput run")
+    parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--workers", type=int_list, default=[1, 2, 4],
                         help="worker counts, comma-separated (default 1,2,4)")
     parser.add_argument("--keys", type=int, default=100_000, help="keys of the inventory table for the takeover")

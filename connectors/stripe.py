@@ -236,6 +236,9 @@ class StripePayments:
                  http_client: stripe.HTTPClient | None = None) -> None:
         if attempts < 1:
             raise ValueError(f"StripePayments needs at least 1 attempt, not {attempts}")
+        # The SDK logs two INFO lines per request (a twentieth of a worker's CPU per order); what
+        # matters, failures and retries, this adapter reports itself.
+        logging.getLogger("stripe").setLevel(logging.WARNING)
         self._http = _Attempts(http_client or AiohttpTransport(timeout), call_log)
         self._client = stripe.StripeClient(
             api_key, base_addresses={"api": api_base}, max_network_retries=attempts - 1, http_client=self._http

@@ -113,7 +113,7 @@ class Checkpoint:
             task.stores[table].write(changes, reached[(table, task.partition)] + 1)
             changed.append((table, list(task.pending[table])))
         for task in tasks.values():
-            task.drop_writes()
+            task.committed()
         return changed, offsets
 
 

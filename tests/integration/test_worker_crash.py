@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from tests.conftest import Api, read_topic
 from tests.harness import Stack, eventually_async
 from tests.integration.conftest import seed_catalog_and_stock
-from tests.integration.orders_api import place
+from tests.integration.orders_api import place, settled
 from tests.integration import settlement
 from tests.integration.settlement import each_settled_once, levels
 
@@ -115,7 +115,9 @@ async def test_a_backlog_met_at_restart_is_processed_once(api: Api, stack: Stack
 
 async def test_a_backlog_after_deleted_records_below_the_committed_offsets_is_processed_once(
         api: Api, stack: Stack) -> None:
-    # Given a stopped worker whose group has committed offsets on orders.commands
+    # Given a stopped worker whose group has committed offsets on orders.commands past some orders
+    for n, lines in enumerate(burst(19)[:10]):
+        await settled(api, await place(api, f"before-{n}", lines), f"before-{n}")
     opening = await levels(stack, api)
     await asyncio.to_thread(stack.workers[0].stop)
     topic = stack.topic("orders.commands")

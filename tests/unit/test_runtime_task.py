@@ -94,7 +94,7 @@ def commit(task: Task) -> None:
     """Step 5 of the checkpoint, as checkpoint.py does it after the transaction committed."""
     for table, store in task.stores.items():
         store.write(task.changes(table), store.changelog_offset + 1)
-    task.drop_writes()
+    task.committed()
 
 
 def products_agent(**overrides: Any) -> Agent:

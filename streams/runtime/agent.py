@@ -40,7 +40,7 @@ class Tables(Protocol):
     def get(self, table: Table[Model], key: bytes) -> Model | None: ...
 
 
-Decide = Callable[[Any, Envelope, datetime, Tables], "Decision[Any] | Awaitable[Decision[Any]]"]
+Decide = Callable[[Any, Envelope, datetime, Tables], Decision[Any] | Awaitable[Decision[Any]]]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import confluent_kafka
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from streams import topics
 from streams.models import DeadLetter, Envelope, utc_now

@@ -8,7 +8,7 @@ from typing import Any
 
 from connectors.stripe_webhooks import sign
 from devtools.stripe_trigger import build_event
-from tests.conftest import Api, Reply, token
+from tests.conftest import Api, Reply
 from tests.integration.conftest import WEBHOOK_SECRET
 from tests.integration.orders_api import place, settled
 

@@ -57,7 +57,7 @@ async def test_concurrent_pledges_never_pass_max_quantity(api: Api) -> None:
     campaign = (await api.get("/v1/campaigns/tea-rush", VENDOR)).body
     assert (campaign["status"], campaign["pledged_quantity"], campaign["participants"]) == ("tipped", 10, 10)
     refused = next(n for n, r in enumerate(replies) if r.status == 409)
-    mine = (await api.get(f"/v1/campaigns/tea-rush/pledges/mine", token("customer", sub=f"fan-{refused}"))).body
+    mine = (await api.get("/v1/campaigns/tea-rush/pledges/mine", token("customer", sub=f"fan-{refused}"))).body
     assert mine["quantity"] == 0 and mine["latest"]["accepted"] is False
     assert mine["latest"]["reason"].startswith("max_quantity_reached")
     # And the campaign is listed for its SKU

@@ -19,6 +19,9 @@ from tests.integration import settlement
 from tests.integration.settlement import each_settled_once, levels
 
 ORDERS = 150
+# The crash test's clients place orders until the third kill, at most this many.
+CLIENTS = 8
+MAX_ORDERS = 600
 
 
 @pytest.fixture
@@ -34,35 +37,42 @@ def burst(seed: int) -> list[dict[str, int]]:
 
 
 async def test_repeated_sigkills_inside_open_transactions_lose_and_double_nothing(api: Api, stack: Stack) -> None:
-    # Given stock for three SKUs and a burst of orders placed by 8 clients at a time
+    # Given stock for three SKUs and 8 clients placing orders one after the other
     opening = await levels(stack, api)
-    wanted = burst(13)
+    wanted = settlement.burst(13, MAX_ORDERS)
     outputs = [stack.topic(name) for name in ("orders.events", "inventory.reservations", "inventory.commands")]
     aborted_before = uncommitted_records(stack, outputs)
     accepted: list[tuple[str, str]] = []
-    gate = asyncio.Semaphore(8)
+    kills_done = asyncio.Event()
 
-    async def order(n: int) -> None:
-        async with gate:
-            accepted.append((await place(api, f"kills-{n}", wanted[n]), f"kills-{n}"))
-
-    # When the worker is SIGKILLed three times while the orders keep coming, each time while it has
-    # records in an open transaction, and started again each time
-    placing = asyncio.ensure_future(asyncio.gather(*(order(n) for n in range(ORDERS))))
-
-    async def quarters_accepted(quarters: int) -> bool:
-        return len(accepted) >= quarters * ORDERS // 4
+    async def client(first: int) -> None:
+        # Each client waits for its order to settle before the next: the worker stays busy until
+        # the last kill, however long its restarts take.
+        for n in range(first, MAX_ORDERS, CLIENTS):
+            if kills_done.is_set():
+                return
+            order_id = await place(api, f"kills-{n}", wanted[n])
+            accepted.append((order_id, f"kills-{n}"))
+            await settled(api, order_id, f"kills-{n}")
 
     async def records_in_an_open_transaction() -> bool:
         return await asyncio.to_thread(open_transaction_has_records, stack, outputs)
 
-    for kill in range(1, 4):
-        await eventually_async(lambda k=kill: quarters_accepted(k), 60, f"{kill} quarters of the orders accepted",
-                               pause=0.02)
-        await eventually_async(records_in_an_open_transaction, 30, "the worker writing in an open transaction",
+    # When the worker is SIGKILLed three times while the orders keep coming, each time while it has
+    # records in an open transaction, and started again each time
+    placing = asyncio.ensure_future(asyncio.gather(*(client(c) for c in range(CLIENTS))))
+    async def more_accepted(than: int) -> bool:
+        return len(accepted) >= than
+
+    for _ in range(3):
+        # (the restarted worker serves again before the next kill: every client settled an order)
+        await eventually_async(lambda seen=len(accepted): more_accepted(seen + CLIENTS), 60,
+                               "orders settling after the restart", pause=0.05)
+        await eventually_async(records_in_an_open_transaction, 60, "the worker writing in an open transaction",
                                pause=0.01)
         stack.workers[0].kill()
         await asyncio.to_thread(stack.start_worker, 0)
+    kills_done.set()
     await placing
     await asyncio.to_thread(stack.wait_ready)
 

@@ -14,14 +14,16 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from tests.conftest import Api, read_topic
 from tests.harness import Stack, eventually_async
 from tests.integration.conftest import seed_catalog_and_stock
-from tests.integration.orders_api import place, settled
+from tests.integration.orders_api import VENDOR, place, settled, stock
 from tests.integration import settlement
-from tests.integration.settlement import each_settled_once, levels
+from tests.integration.settlement import SKUS, each_settled_once, levels
 
 ORDERS = 150
 # The crash test's clients place orders until the third kill, at most this many.
 CLIENTS = 8
 MAX_ORDERS = 600
+# What the deleted-records test's 40 orders (about 60 units) find available of each SKU.
+AVAILABLE_PER_SKU = 10
 
 
 @pytest.fixture
@@ -128,6 +130,7 @@ async def test_a_backlog_after_deleted_records_below_the_committed_offsets_is_pr
     # Given a stopped worker whose group has committed offsets on orders.commands past some orders
     for n, lines in enumerate(burst(19)[:10]):
         await settled(api, await place(api, f"before-{n}", lines), f"before-{n}")
+    await available_at(api, AVAILABLE_PER_SKU)
     opening = await levels(stack, api)
     await asyncio.to_thread(stack.workers[0].stop)
     topic = stack.topic("orders.commands")
@@ -145,6 +148,16 @@ async def test_a_backlog_after_deleted_records_below_the_committed_offsets_is_pr
 
     # Then the worker takes up at its committed offsets, and each order settles once
     await each_settled_once(api, stack, accepted, opening)
+
+
+async def available_at(api: Api, units: int) -> None:
+    """Restock each SKU to `units` available (earlier tests of the module hold or sold some), so
+    that the next orders meet both outcomes."""
+    for sku in SKUS:
+        short = units - (await stock(api, sku))["available"]
+        if short > 0:
+            reply = await api.post(f"/v1/inventory/{sku}/adjustments", VENDOR, {"delta": short, "reason": "restock"})
+            assert reply.status == 202, reply.body
 
 
 def committed_offsets(stack: Stack, topic: str) -> dict[int, int]:

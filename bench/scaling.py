@@ -106,7 +106,7 @@ from devtools.stack import Process, Stack, eventually
 from streams import topics
 from streams.models import AdjustmentOutcome, AdjustStock, Envelope, ProductUpserted, StockLevel
 from streams.partitioning import partition_for
-from streams.runtime.stores import DATA
+from streams.runtime.stores import DATA, changelog_topic
 from streams.settings import Settings
 
 INPUT = topics.INVENTORY_COMMANDS.name
@@ -317,7 +317,7 @@ def fill_changelog(bootstrap: str, stack: Stack, keys: int) -> tuple[str, int]:
     """Create the stack's topics and the inventory changelog, write `keys` states to it as the
     runtime's checkpoint does (key: the store's data prefix + the table key); returns the
     changelog's name and the average value size."""
-    changelog = f"{stack.app_id}-{TABLE}-changelog"
+    changelog = changelog_topic(stack.app_id, TABLE)
     settings = Settings(external_bootstrap=bootstrap, topic_partitions=stack.partitions,
                         topic_namespace=stack.namespace, app_id=stack.app_id)
     prepare_cluster(settings, changelogs=[changelog])

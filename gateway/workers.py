@@ -3,8 +3,8 @@
 A worker serves only the table partitions it owns (anything else is a 421), so the gateway keeps a
 routing table (table, partition) -> worker URL built from every known worker's `/fc/assignment`.
 Known workers are the seeds (FC_WORKER_URLS) plus those found in Kafka: each worker's consumer
-has `client.id` "fc-worker <advertised url>" in a group whose id is the app id or starts with
-"<app id>-". A background task refreshes both; a read that finds no route, a 421 or a dead worker
+has `client.id` "fc-worker <advertised url>" (`CLIENT_ID_PREFIX`) in a group whose id is the app
+id or starts with "<app id>-". A background task refreshes both; a read that finds no route, a 421 or a dead worker
 asks for a refresh (at most one a second, shared by all reads) and retries until
 `unavailable_after`: partitions are unowned only while a rebalance moves them.
 """
@@ -23,12 +23,12 @@ import aiohttp
 from confluent_kafka.admin import AdminClient
 
 from gateway.errors import ApiError
+from streams.agents import TABLES
 from streams.partitioning import partition_for
+from streams.runtime.worker import CLIENT_ID_PREFIX
 
 log = logging.getLogger(__name__)
 
-TABLES = ("catalog", "inventory", "orders", "payments", "campaigns")
-WORKER_CLIENT_PREFIX = "fc-worker "
 RETRY_PAUSE = 0.2
 # Reads refresh the routes at most this often; the background task every REFRESH_EVERY.
 MIN_REFRESH_SECONDS = 1.0
@@ -69,8 +69,8 @@ def kafka_workers(admin: AdminClient, app_id: str) -> set[str]:
             log.debug("describing a consumer group failed: %s", exc)
             continue
         for member in members:
-            url = member.client_id.removeprefix(WORKER_CLIENT_PREFIX)
-            if member.client_id.startswith(WORKER_CLIENT_PREFIX) and url.startswith(("http://", "https://")):
+            url = member.client_id.removeprefix(CLIENT_ID_PREFIX)
+            if member.client_id.startswith(CLIENT_ID_PREFIX) and url.startswith(("http://", "https://")):
                 urls.add(url.rstrip("/"))
     return urls
 

@@ -17,6 +17,7 @@ import sys
 from connectors.kafka import prepare_cluster
 from connectors.stripe import StripePayments
 from streams import agents
+from streams.runtime.stores import changelog_topic
 from streams.runtime.worker import group_id, serve
 from streams.settings import load
 
@@ -33,7 +34,7 @@ def main() -> None:
     running = agents.build(settings, provider, names)
     group = group_id(settings, names, agents.NAMES)
     tables = sorted({table.name for agent in running for table in agent.tables})
-    prepare_cluster(settings, changelogs=[f"{group}-{table}-changelog" for table in tables])
+    prepare_cluster(settings, changelogs=[changelog_topic(group, table) for table in tables])
     sys.exit(asyncio.run(serve(settings, running, group, on_stop=provider.close)))
 
 

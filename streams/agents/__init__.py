@@ -14,6 +14,8 @@ from streams.runtime.agent import Agent
 from streams.settings import Settings
 
 NAMES = ("catalog", "inventory", "orders", "payments", "campaigns")
+# The tables the agents write, which workers serve to readers.
+TABLES = tuple(module.TABLE.name for module in (catalog, inventory, orders, payments, campaigns))
 # Agents that read another agent's table run in the same group as that agent.
 NEEDS = {"inventory": "catalog"}
 

@@ -30,9 +30,6 @@ class Table(Generic[Model]):
     name: str
     model: type[Model]
 
-    def changelog(self, app_id: str) -> str:
-        return f"{app_id}-{self.name}-changelog"
-
 
 class Tables(Protocol):
     """Committed-or-pending state of other tables, in the partition being processed."""

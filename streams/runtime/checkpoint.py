@@ -14,6 +14,7 @@ import confluent_kafka
 from confluent_kafka import TopicPartition
 
 from streams.runtime.faults import Faults
+from streams.runtime.stores import changelog_topic
 
 if TYPE_CHECKING:
     from streams.runtime.task import Task
@@ -50,11 +51,11 @@ class Transaction:
 
 
 class Checkpoint:
-    def __init__(self, transaction: Transaction, consumer: confluent_kafka.Consumer, app_id: str,
+    def __init__(self, transaction: Transaction, consumer: confluent_kafka.Consumer, group_id: str,
                  faults: Faults, timeout: float) -> None:
         self.transaction = transaction
         self.consumer = consumer
-        self.app_id = app_id
+        self.group_id = group_id
         self.faults = faults
         self.timeout = timeout
 
@@ -86,7 +87,7 @@ class Checkpoint:
                 changes = task.changes(table)
                 if not changes:
                     continue
-                topic = f"{self.app_id}-{table}-changelog"
+                topic = changelog_topic(self.group_id, table)
                 last = len(changes) - 1
                 for index, (raw_key, value) in enumerate(changes.items()):
                     self.transaction.produce(

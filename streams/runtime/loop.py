@@ -42,7 +42,7 @@ from streams.runtime.agent import Agent
 from streams.runtime.checkpoint import Checkpoint, Transaction
 from streams.runtime.faults import Faults
 from streams.runtime.recovery import Restorer, store_path
-from streams.runtime.stores import PartitionStore
+from streams.runtime.stores import PartitionStore, changelog_topic
 from streams.runtime.task import Task
 from streams.tables.decision import Decision
 
@@ -209,14 +209,13 @@ class StreamThread:
     def _abort(self, cause: confluent_kafka.KafkaException) -> None:
         """Abort the open transaction, drop what it wrote, rewind to the committed offsets."""
         self.aborts += 1
-        error = cause.args[0] if cause.args and isinstance(cause.args[0], confluent_kafka.KafkaError) else None
         log.warning("aborting the transaction and processing again from the committed offsets: %s", cause)
-        fatal = error is not None and error.fatal()
+        fatal = _fatal(cause, otherwise=False)
         if not fatal and self.transaction.open:
             try:
                 self.producer.abort_transaction(self.transaction_timeout)
             except confluent_kafka.KafkaException as exc:
-                fatal = exc.args[0].fatal() if exc.args and isinstance(exc.args[0], confluent_kafka.KafkaError) else True
+                fatal = _fatal(exc, otherwise=True)
                 log.warning("abort failed (%s)", exc)
         self.transaction.open = False
         if fatal:
@@ -264,7 +263,7 @@ class StreamThread:
 
     def _open_tasks(self, numbers: list[int]) -> None:
         """Open the stores of new tasks and restore their changelogs' tails, then start them."""
-        changelog = {table: f"{self.group_id}-{table}-changelog" for table in self.table_names}
+        changelog = {table: changelog_topic(self.group_id, table) for table in self.table_names}
         stores = self.restorer.restore({
             (changelog[table], number): PartitionStore(store_path(self.data_dir, table, number))
             for number in numbers for table in self.table_names
@@ -306,9 +305,7 @@ class StreamThread:
         for number in {tp.partition for tp in revoked} - still:
             task = self.tasks.pop(number, None)
             if task is not None:
-                task.closed = True
-                for store in task.stores.values():
-                    store.close()
+                task.close()
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -327,11 +324,16 @@ class StreamThread:
         except (confluent_kafka.KafkaException, RuntimeError) as exc:
             log.warning("leaving the group failed (%s)", exc)
         for task in self.tasks.values():
-            task.closed = True
-            for store in task.stores.values():
-                store.close()
+            task.close()
         self.tasks.clear()
         self.restorer.close()
+
+
+def _fatal(error: confluent_kafka.KafkaException, otherwise: bool) -> bool:
+    """Whether the client says the error is fatal (the producer must be replaced); `otherwise`
+    when it carries no KafkaError to ask."""
+    cause = error.args[0] if error.args else None
+    return cause.fatal() if isinstance(cause, confluent_kafka.KafkaError) else otherwise
 
 
 class OutsideCalls:

@@ -20,6 +20,11 @@ DATA = b"d"
 CHANGELOG_OFFSET = b"\x00changelog-offset"
 
 
+def changelog_topic(group: str, table: str) -> str:
+    """The compacted topic that holds a table's committed writes for a consumer group's workers."""
+    return f"{group}-{table}-changelog"
+
+
 class PartitionStore:
     """Committed state of one partition of one table."""
 
@@ -35,7 +40,7 @@ class PartitionStore:
         return 0 if raw is None else int(raw)
 
     def get(self, key: bytes) -> bytes | None:
-        return self._db.get(DATA + key)  # type: ignore[no-any-return]
+        return self.get_raw(DATA + key)
 
     def get_raw(self, raw_key: bytes) -> bytes | None:
         return self._db.get(raw_key)  # type: ignore[no-any-return]

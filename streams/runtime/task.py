@@ -144,6 +144,13 @@ class Task:
         self.busy.clear()
         self.unfinished.clear()
 
+    def close(self) -> None:
+        """The partition moved away or the worker stops: close the stores (they stay on disk), and
+        let late answers of outside calls find the task closed."""
+        self.closed = True
+        for store in self.stores.values():
+            store.close()
+
     def first_unfinished(self, topic: str) -> int | None:
         offsets = self.unfinished.get(topic)
         return min(offsets) if offsets else None

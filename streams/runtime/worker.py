@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 # exits anyway (the broker may be gone, and the next owner processes the rest again); honcho
 # (make run) SIGKILLs what still runs 5 s after Ctrl-C.
 STOP_SECONDS = 4.0
+# A worker's consumers are named by this and its read address: the gateway finds workers by it
+# among the members of the app's consumer groups (gateway/workers.py).
+CLIENT_ID_PREFIX = "fc-worker "
 
 
 def group_id(settings: Settings, names: Sequence[str], all_names: Sequence[str]) -> str:
@@ -44,7 +47,7 @@ async def serve(settings: Settings, agents: list[Agent], group: str,
         log.warning("fault injection is on (FC_INJECT_FAULTS=%s): for tests only", settings.inject_faults)
     thread = StreamThread(
         bootstrap=settings.bootstrap_servers, group_id=group,
-        transactional_id=f"{group}-{settings.worker_id}", client_id=f"fc-worker {settings.worker_url}",
+        transactional_id=f"{group}-{settings.worker_id}", client_id=f"{CLIENT_ID_PREFIX}{settings.worker_url}",
         namespace=settings.topic_namespace, partitions=settings.topic_partitions, agents=agents,
         data_dir=settings.worker_data_dir / group, commit_interval=settings.commit_interval_seconds,
         batch_size=settings.commit_batch_size, timer_interval=settings.expiry_scan_interval_seconds,

@@ -258,7 +258,7 @@ def main() -> None:
             ours.close()
         checked = ours.verify()
     progress(f"ours: {drain.events_per_second:.0f} reservations/s ({drain.events} in {drain.seconds:.1f}s), "
-             f"{drain.cpu_ms_per_event:.2f} CPU ms per reservation")
+             f"{drain.cpu_ms_per_event * 1000:.1f} CPU µs per reservation")
     if not checked["exactly_once"]:
         raise SystemExit(f"[bench] ours did not answer every reservation exactly once: {problems(checked)}")
 

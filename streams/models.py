@@ -7,6 +7,7 @@ occurred_at (UTC) and a payload whose model is chosen by `type`. Commands are na
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
 def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value  # the runtime's own clock (utc_now): most timestamps of a worker's outputs
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamps must carry a timezone; use UTC")
     return value.astimezone(UTC)
@@ -37,6 +40,18 @@ UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+_VERSION_5 = 0x5 << 76
+_VARIANT_RFC_4122 = 0x8 << 60
+_VERSION_AND_VARIANT_BITS = (0xF << 76) | (0xC << 60)
+
+
+def uuid5(namespace: uuid.UUID, name: str) -> uuid.UUID:
+    """`uuid.uuid5(namespace, name)`, built from an int: the stdlib's `UUID(bytes=..., version=5)`
+    was two thirds of deriving an event's id, once per event a worker sends."""
+    digest = int.from_bytes(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])
+    return uuid.UUID(int=digest & ~_VERSION_AND_VARIANT_BITS | _VERSION_5 | _VARIANT_RFC_4122)
 
 
 @dataclass(frozen=True)
@@ -460,7 +475,7 @@ class Envelope(Frozen):
         return Envelope.new(
             self.tenant,
             payload,
-            event_id=uuid.uuid5(self.event_id, f"{index}:{type(payload).__name__}"),
+            event_id=uuid5(self.event_id, f"{index}:{type(payload).__name__}"),
             occurred_at=occurred_at or self.occurred_at,
         )
 

@@ -8,6 +8,7 @@ gateway, the workers and a plain confluent-kafka producer agree.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 
 # confluent-kafka's default partitioner is CRC32-based; this setting makes it Java-compatible.
 CONFLUENT_PARTITIONER = "murmur2_random"
@@ -41,5 +42,8 @@ def murmur2(data: bytes) -> int:
     return h
 
 
+# Every record a worker reads is checked against its key's partition, and keys repeat (a SKU's
+# commands, an order's events): remembering recent answers took murmur2 off the profile.
+@lru_cache(maxsize=1 << 16)
 def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions

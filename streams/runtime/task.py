@@ -27,6 +27,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 import confluent_kafka
@@ -179,12 +180,14 @@ class Task:
         expected = spec.key_of(envelope)
         if key != expected:
             return self.dead_letter(message, spec, f"message key {key!r} does not match the payload's key {expected!r}")
-        if partition_for(key, self.partitions) != self.partition:
-            return self.dead_letter(message, spec, f"key {key!r} belongs to partition {partition_for(key, self.partitions)}, "
+        owner = partition_for(key, self.partitions)
+        if owner != self.partition:
+            return self.dead_letter(message, spec, f"key {key!r} belongs to partition {owner}, "
                                     f"not {self.partition}: its producer does not partition with murmur2")
         state = self.get(agent.table, key)
+        now = utc_now()
         try:
-            decided = agent.decide(state, envelope, utc_now(), self)
+            decided = agent.decide(state, envelope, now, self)
         except UnhandledEvent as exc:
             return self.dead_letter(message, spec, str(exc))
         except Exception as exc:  # noqa: BLE001 - any decision failure sets the event aside
@@ -193,12 +196,13 @@ class Task:
         if inspect.isawaitable(decided):
             self._park(message, agent, spec, key, state, envelope, decided)
             return
-        self._apply(agent, key, state, envelope, decided)
+        self._apply(agent, key, state, envelope, decided, now)
 
-    def _apply(self, agent: Agent, key: bytes, state: Any, envelope: Envelope, decision: Decision[Any]) -> None:
+    def _apply(self, agent: Agent, key: bytes, state: Any, envelope: Envelope, decision: Decision[Any],
+               now: datetime) -> None:
+        """Keep the decision's state and send its events, stamped `now` (the time of the decision)."""
         if decision.state != state:
             self.put(agent, key, decision.state)
-        now = utc_now()
         for index, payload in enumerate(decision.events):
             self.send(envelope.derive(payload, index, now))
 
@@ -221,7 +225,7 @@ class Task:
                 log.error("deciding %s %s failed: %r", envelope.type, envelope.event_id, result)
                 self.dead_letter(message, spec, f"decision failed: {result!r}")
             else:
-                self._apply(agent, key, state, envelope, result)
+                self._apply(agent, key, state, envelope, result, utc_now())
             while waiting:
                 queued = waiting.popleft()
                 self.unfinished[queued.topic()].discard(queued.offset())

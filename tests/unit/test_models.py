@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
+from streams import models
 from streams.models import (
     CancelOrder,
     Envelope,
@@ -277,3 +278,9 @@ def test_money_is_immutable():
 def test_stock_level_counts_reserved_and_available(on_hand, holds, reserved, available):
     level = StockLevel(tenant="acme", sku="SKU-1", on_hand=on_hand, holds=holds)
     assert (level.reserved, level.available) == (reserved, available)
+
+
+@pytest.mark.parametrize("name", ["0:StockReserved", "", "é/ü:1", "x" * 300])
+def test_uuid5_is_the_standard_name_based_uuid(name: str) -> None:
+    namespace = uuid.uuid4()
+    assert models.uuid5(namespace, name) == uuid.uuid5(namespace, name)

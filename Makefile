@@ -24,9 +24,13 @@ stripe-mock: install
 	@$(PY) -m devtools.stripe_mock fetch
 
 # Broker, stripe-mock, worker and gateway under honcho; with KAFKA_BOOTSTRAP_SERVERS set no local
-# broker, with STRIPE_API_BASE set no stripe-mock.
+# broker, with STRIPE_API_BASE set no stripe-mock. In development mode (FC_DEVELOPMENT=1 unless set):
+# unset secrets are the repository's, which the worker and the gateway say in their first lines.
 run: kafka stripe-mock
-	@processes="worker gateway"; \
+	@export FC_DEVELOPMENT=$${FC_DEVELOPMENT:-1}; \
+	if [ "$$FC_DEVELOPMENT" = 1 ]; then echo "[run] development mode (FC_DEVELOPMENT=1): unset secrets are the" \
+		"repository's development JWT and webhook secrets; never use this outside a laptop"; fi; \
+	processes="worker gateway"; \
 	if [ -z "$$STRIPE_API_BASE" ]; then processes="stripe-mock $$processes"; fi; \
 	if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then processes="broker $$processes"; fi; \
 	exec $(VENV)/bin/honcho start -f Procfile $$processes
@@ -53,12 +57,17 @@ druid: install
 	@$(PY) -m devtools.druid run --submit-supervisors
 
 # make trigger EVENT=payment_intent.amount_capturable_updated ORDER=<order id> TOKEN=<the customer's JWT>
+# Signed with STRIPE_WEBHOOK_SECRET, the development one unless set (as `make run`).
 trigger: install
-	@$(PY) -m devtools.stripe_trigger $(EVENT) --order $(ORDER) --token $(TOKEN) $(TRIGGER_ARGS)
+	@FC_DEVELOPMENT=$${FC_DEVELOPMENT:-1} $(PY) -m devtools.stripe_trigger $(EVENT) --order $(ORDER) --token $(TOKEN) \
+		$(TRIGGER_ARGS)
 
-# make token ROLE=vendor TENANT=acme SUB=alice
+# make token ROLE=vendor TENANT=acme SUB=alice; an admin's token says MFA (amr pwd, mfa) unless MFA=no.
+# Signed with GATEWAY_JWT_SECRET, the development one unless set (as `make run`), with
+# GATEWAY_JWT_ISSUER and GATEWAY_JWT_AUDIENCE as iss and aud when set.
 token: install
-	@$(PY) -m gateway.tokens --role $(or $(ROLE),customer) --tenant $(or $(TENANT),acme) --sub $(or $(SUB),alice)
+	@FC_DEVELOPMENT=$${FC_DEVELOPMENT:-1} $(PY) -m gateway.tokens --role $(or $(ROLE),customer) \
+		--tenant $(or $(TENANT),acme) --sub $(or $(SUB),alice) $(if $(filter no 0 false,$(MFA)),--no-mfa)
 
 clean:
 	rm -rf .data

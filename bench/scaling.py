@@ -102,7 +102,7 @@ from bench.common import (
 )
 from bench.reservations import TENANT, Workload, problems, records, verify, write
 from connectors.kafka import prepare_cluster
-from devtools.stack import Process, Stack, eventually
+from devtools.stack import WORKER_READ_HEADERS, Process, Stack, eventually
 from streams import topics
 from streams.models import AdjustmentOutcome, AdjustStock, Envelope, ProductUpserted, StockLevel
 from streams.partitioning import partition_for
@@ -129,9 +129,10 @@ CASES = ("full", "tail")
 # -- shared by both measurements ---------------------------------------------------------------
 
 def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
-    """(status, decoded body) of a GET; status 0 when nothing answered (connection refused, timeout)."""
+    """(status, decoded body) of a GET of a worker endpoint, with the read credential the gateway
+    sends; status 0 when nothing answered (connection refused, timeout)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=WORKER_READ_HEADERS), timeout=timeout) as response:
             return int(response.status), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, None

@@ -8,8 +8,9 @@
     intent = await payments.retrieve(intent.id)
     await payments.close()                                     # on shutdown: closes the HTTP session
 
-`Intent` and `Refund` are frozen snapshots of what Stripe answered; `Intent.order_id` is read from
-the intent's metadata (None where it has none: stripe-mock never echoes metadata).
+`Intent` and `Refund` are frozen snapshots of what Stripe answered; `Intent.order_id` and
+`Intent.tenant` are read from the intent's metadata (None where it has none: stripe-mock never
+echoes metadata).
 
 Idempotency: every write sends the key `order-<order_id>-<action>`, so a retry, a redelivered
 event or a second worker makes no second intent, capture or refund for an order. Stripe keeps keys
@@ -88,6 +89,7 @@ class Intent:
     currency: str
     client_secret: str | None
     order_id: uuid.UUID | None
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,10 +148,18 @@ def _order_id_of(metadata: Any) -> uuid.UUID | None:
         return None
 
 
+def _tenant_of(metadata: Any) -> str | None:
+    try:
+        tenant = metadata["tenant"]
+    except (KeyError, TypeError):
+        return None
+    return tenant if isinstance(tenant, str) and tenant else None
+
+
 def _intent(pi: stripe.PaymentIntent) -> Intent:
     return Intent(
         id=pi.id, status=pi.status, amount=pi.amount, currency=pi.currency,
-        client_secret=pi.client_secret, order_id=_order_id_of(pi.metadata),
+        client_secret=pi.client_secret, order_id=_order_id_of(pi.metadata), tenant=_tenant_of(pi.metadata),
     )
 
 

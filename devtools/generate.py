@@ -7,6 +7,8 @@
   topic's payloads), for data scientists reading topics with confluent-kafka.
 - `druid_specs/<datasource>.json`: the Kafka supervisor spec of every analytical topic (see
   `streams/analytics.py`).
+- `schemas/openapi.json`: the gateway's OpenAPI 3.1 document (`gateway/openapi.py`, from the route
+  table and the request and response models), the one the gateway serves at `/openapi.json`.
 
 `tests/unit/test_generated_artifacts.py` fails when a committed file drifts from the models.
 """
@@ -20,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import create_model
 
+from gateway import openapi
 from streams import analytics, topics
 from streams.models import Envelope, Payload
 from streams.settings import PROJECT_ROOT
@@ -48,6 +51,7 @@ def artifacts(root: Path = PROJECT_ROOT) -> dict[Path, str]:
         root / "druid_specs" / f"{spec.datasource}.json": analytics.supervisor_spec(spec)
         for spec in analytics.analysed_topics()
     })
+    files[root / "schemas" / "openapi.json"] = openapi.document()
     return {path: json.dumps(content, indent=2) + "\n" for path, content in files.items()}
 
 

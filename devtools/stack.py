@@ -6,6 +6,7 @@ the integration tests and the benchmarks.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,10 +23,23 @@ from typing import Any
 import confluent_kafka
 
 from streams import topics
-from streams.settings import PROJECT_ROOT
+from streams.runtime.reads import read_headers
+from streams.settings import DEVELOPMENT_STRIPE_API_KEY, PROJECT_ROOT
 
 RUNS_DIR = PROJECT_ROOT / ".data" / "test-runs"
-JWT_SECRET = "integration-test-secret-of-at-least-32-bytes"
+# Strong secrets, new in every process that starts stacks: the stacks run outside development mode,
+# as in production, and this process mints their tokens and signs their webhooks with the same.
+JWT_SECRET = secrets.token_urlsafe(32)
+WEBHOOK_SECRET = f"whsec_{secrets.token_urlsafe(32)}"
+# Bursts of tests and benchmarks come from one address and a few principals: budgets far above them,
+# so that a 429 is met only where a test sets its own budgets (tests/integration/test_gateway_edge.py).
+UNLIMITED_EDGE = {
+    "GATEWAY_RATE_LIMIT_WRITES": "1000000/second", "GATEWAY_RATE_LIMIT_READS": "1000000/second",
+    "GATEWAY_RATE_LIMIT_LONG_POLLS": "1000000/second", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "1000000/second",
+    "GATEWAY_MAX_LONG_POLLS": "100000",
+}
+# What a test or a benchmark sends to read a worker's endpoints, as the gateway does.
+WORKER_READ_HEADERS = read_headers(JWT_SECRET)
 
 
 def free_port() -> int:
@@ -50,9 +64,9 @@ def eventually(check: Callable[[], Any], timeout: float, what: str, pause: float
     raise AssertionError(f"{what} did not happen within {timeout:.0f}s (last: {last!r})")
 
 
-def http_status(url: str) -> int:
+def http_status(url: str, headers: dict[str, str] | None = None) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -138,8 +152,12 @@ class Stack:
             FC_TOPIC_PARTITIONS=str(self.partitions),
             FC_WORKER_URLS=",".join(f"http://127.0.0.1:{p}" for p in self.worker_ports),
             GATEWAY_JWT_SECRET=JWT_SECRET,
+            STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             PYTHONUNBUFFERED="1",
+            **UNLIMITED_EDGE,
         )
+        # stripe-mock takes any test key; a Stripe of the environment's (STRIPE_API_BASE) comes with its own.
+        env["STRIPE_API_KEY"] = env.get("STRIPE_API_KEY") or DEVELOPMENT_STRIPE_API_KEY
         env.update(self.extra_env)
         env.update(overrides)
         return env
@@ -172,12 +190,12 @@ class Stack:
 
         eventually(ready, timeout, f"{worker.name} of {self.name} becoming ready")
 
-    def start_gateway(self) -> Process:
+    def start_gateway(self, **overrides: str) -> Process:
         port = free_port()
         self.gateway = Process(
             name="gateway",
             command=[sys.executable, "-m", "gateway"],
-            env=self.env(GATEWAY_PORT=str(port)),
+            env=self.env(GATEWAY_PORT=str(port), **overrides),
             log_path=self.base_dir / "gateway.log",
             port=port,
         ).start()

@@ -1,4 +1,5 @@
-"""Run the gateway: wait for Kafka, create the registry's topics, serve on GATEWAY_PORT."""
+"""Run the gateway: check its secrets (`load_for`: outside development mode it refuses weak ones),
+wait for Kafka, create the registry's topics, serve on GATEWAY_PORT."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from aiohttp import web
 
 from connectors.kafka import prepare_cluster
 from gateway.app import create_app
-from streams.settings import load
+from streams.settings import load_for
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load()
+    settings = load_for("gateway")
     prepare_cluster(settings)
     logging.getLogger("gateway").info(
         "gateway on http://%s:%d, reading from workers %s and those in Kafka groups %s*", settings.gateway_host,

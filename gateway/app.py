@@ -12,16 +12,23 @@ from confluent_kafka.admin import AdminClient
 from connectors.kafka import EventWriter
 from connectors.stripe import StripePayments
 from gateway.auth import auth_middleware
+from gateway.edge import Edge
 from gateway.errors import error_middleware
 from gateway.routes import setup_routes
 from gateway.services import SERVICES, Services
+from gateway.views.health import READINESS, Readiness
 from gateway.views.payments import WEBHOOK_PATH
 from gateway.workers import WorkerReads, kafka_workers
+from streams.runtime.reads import read_headers
 from streams.settings import Settings
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware(settings.jwt_secret, frozenset({WEBHOOK_PATH}))])
+    authenticate = auth_middleware(settings.jwt_secret, frozenset({WEBHOOK_PATH}), issuer=settings.jwt_issuer,
+                                   audience=settings.jwt_audience)
+    edge = Edge(settings)
+    app = web.Application(middlewares=[edge.cors, error_middleware, edge.admission, authenticate, edge.inner],
+                          client_max_size=settings.max_body_bytes)
     setup_routes(app)
 
     async def open_services(app: web.Application) -> AsyncIterator[None]:
@@ -30,12 +37,17 @@ def create_app(settings: Settings) -> web.Application:
         # One admin client for the app's life: /readyz asks it whether the broker answers, the
         # routing asks it which workers are in the app's consumer groups.
         admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
-        session = aiohttp.ClientSession()
+        # Every read of a worker carries the credential its read server checks (streams/runtime/reads.py).
+        # No cap on connections to the workers: a waiting long-poll holds one, and aiohttp's default of
+        # 100 let a hundred long-polls starve every other read; the edge caps long-polls per principal.
+        session = aiohttp.ClientSession(headers=read_headers(settings.jwt_secret),
+                                        connector=aiohttp.TCPConnector(limit=0))
         reads = WorkerReads(session, settings.worker_urls, settings.topic_partitions,
                             discover=lambda: asyncio.to_thread(kafka_workers, admin, settings.app_id))
         reads.start()
         stripe = StripePayments.from_settings(settings)
         app[SERVICES] = Services(settings=settings, writer=writer, reads=reads, stripe=stripe, admin=admin)
+        app[READINESS] = Readiness(admin, reads)
         yield
         await reads.stop()
         await stripe.close()

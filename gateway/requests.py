@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from streams.models import Frozen, Identifier, Money, UtcDatetime, utc_now
 
 
 class ProductRequest(Frozen):
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"sku": "MUG-1", "name": "Stoneware mug", "price": {"amount": 1299, "currency": "EUR"}}]})
+
     sku: Identifier
     name: str = Field(min_length=1, max_length=200)
     price: Money
 
 
 class AdjustmentRequest(Frozen):
-    delta: int = Field(ge=-1_000_000, le=1_000_000)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"delta": 5, "reason": "restock"}]})
+
+    delta: int = Field(ge=-1_000_000, le=1_000_000, json_schema_extra={"not": {"const": 0}},
+                       description="units added (restock) or, negative, removed (write-off); not 0")
     reason: str = Field(min_length=1, max_length=200)
 
     @field_validator("delta")
@@ -31,6 +37,8 @@ class OrderLineRequest(Frozen):
 
 
 class OrderRequest(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"lines": [{"sku": "MUG-1", "quantity": 2}]}]})
+
     lines: tuple[OrderLineRequest, ...] = Field(min_length=1, max_length=100)
 
     @field_validator("lines")
@@ -44,6 +52,10 @@ class OrderRequest(Frozen):
 
 
 class CampaignRequest(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "campaign_id": "mug-club", "sku": "MUG-1", "group_price": {"amount": 999, "currency": "EUR"},
+        "target_quantity": 2, "max_quantity": 3, "ends_at": "2099-12-31T23:00:00Z"}]})
+
     campaign_id: Identifier | None = None
     sku: Identifier
     group_price: Money
@@ -61,4 +73,6 @@ class CampaignRequest(Frozen):
 
 
 class PledgeRequest(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"quantity": 1}]})
+
     quantity: int = Field(ge=1, le=10_000)

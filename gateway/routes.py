@@ -1,15 +1,18 @@
-"""Every route of the gateway."""
+"""Every route of the gateway; each is described for the OpenAPI document in gateway/openapi.py."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.views import campaigns, catalog, health, inventory, orders, payments
+from gateway.views import campaigns, catalog, docs, health, inventory, orders, payments
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/openapi.json", docs.openapi_json)
+    app.router.add_get("/docs", docs.docs_page)
+    app.router.add_get("/docs/assets/{name}", docs.docs_asset)
     app.router.add_post("/v1/products", catalog.upsert_product)
     app.router.add_get("/v1/products/{sku}", catalog.get_product)
     app.router.add_post("/v1/inventory/{sku}/adjustments", inventory.adjust_stock)

@@ -30,6 +30,8 @@ from streams.runtime.worker import CLIENT_ID_PREFIX
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE = 0.2
+# What a 503 tells the client to wait: about one refresh of the routes (a rebalance moves partitions).
+RETRY_AFTER_SECONDS = 1
 # Reads refresh the routes at most this often; the background task every REFRESH_EVERY.
 MIN_REFRESH_SECONDS = 1.0
 REFRESH_EVERY = 5.0
@@ -118,7 +120,8 @@ class WorkerReads:
             if time.monotonic() > deadline:
                 # The public message names no worker; the log has which one failed and how.
                 log.warning("read of %s partition %d gave up: %s", table, partition, problem)
-                raise ApiError(503, "unavailable", "the data cannot be read right now; retry shortly")
+                raise ApiError(503, "unavailable", "the data cannot be read right now; retry shortly",
+                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
             await self._refresh_soon()
             if self.routes.get((table, partition)) in (None, url):
                 await asyncio.sleep(RETRY_PAUSE)  # no new owner yet: give the rebalance a moment

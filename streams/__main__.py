@@ -1,4 +1,5 @@
-"""Start a worker: wait for Kafka, create the topics and the group's changelogs, run the agents.
+"""Start a worker: check its secrets (`load_for`), wait for Kafka, create the topics and the group's
+changelogs, run the agents.
 
     python -m streams                      # every agent, in the group FC_APP_ID
     python -m streams --agents payments    # a subset, as its own group <FC_APP_ID>-payments
@@ -19,7 +20,7 @@ from connectors.stripe import StripePayments
 from streams import agents
 from streams.runtime.stores import changelog_topic
 from streams.runtime.worker import group_id, serve
-from streams.settings import load
+from streams.settings import load_for
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
                         help=f"comma-separated agents to run (default all: {','.join(agents.NAMES)})")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load()
+    settings = load_for("worker")
     names = [name.strip() for name in args.agents.split(",") if name.strip()]
     provider = StripePayments.from_settings(settings)
     running = agents.build(settings, provider, names)

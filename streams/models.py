@@ -19,12 +19,24 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializeAsAny,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
 # Tenants and SKUs become parts of message keys ("<tenant>/<sku>"), so neither may hold a "/".
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+_IDENTIFIER = TypeAdapter(Identifier)
+
+
+def is_identifier(value: str) -> bool:
+    """Whether `value` may be a tenant, a SKU or a campaign id (the rule of `Identifier`, in full)."""
+    try:
+        _IDENTIFIER.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def _require_utc(value: datetime) -> datetime:
@@ -104,6 +116,9 @@ class AdjustStock(Payload):
     sku: Identifier
     delta: int
     reason: str = Field(min_length=1, max_length=200)
+    # Hash of the request, when a client's Idempotency-Key named the adjustment: a replay with another
+    # body is told apart (None for adjustments the system makes, such as a refund's restock).
+    request_hash: str | None = None
 
 
 class ReserveStock(Payload):
@@ -222,6 +237,9 @@ class OpenCampaign(Payload):
     max_quantity: int = Field(ge=1)
     ends_at: UtcDatetime
     opened_by: str
+    # Hash of the request that opened it, kept with the campaign: a replay of that request is told
+    # apart from another request for the same campaign id.
+    request_hash: str | None = None
 
 
 class PledgeToCampaign(Payload):
@@ -229,12 +247,15 @@ class PledgeToCampaign(Payload):
     pledge_id: uuid.UUID
     customer: str = Field(min_length=1, max_length=200)
     quantity: int
+    # Hash of the request, kept with its verdict: an Idempotency-Key replay with another body is told apart.
+    request_hash: str | None = None
 
 
 class WithdrawPledge(Payload):
     campaign_id: Identifier
     pledge_id: uuid.UUID
     customer: str = Field(min_length=1, max_length=200)
+    request_hash: str | None = None
 
 
 class CloseCampaign(Payload):
@@ -365,6 +386,18 @@ class RefundPayment(Payload):
     reason: str
 
 
+class RefundedCharge(Frozen):
+    """The charge of a `charge.refunded` event as Stripe has it: its amount, and how much of it is
+    refunded so far (`amount_refunded`, the sum of every refund of the charge, not this refund's),
+    in minor units; `refunded` is Stripe's flag for a charge refunded in full."""
+
+    charge_id: str
+    amount: int = Field(ge=0)
+    amount_refunded: int = Field(ge=0)
+    currency: CurrencyCode
+    refunded: bool = False
+
+
 class StripeEventReceived(Payload):
     """A webhook whose signature verified, reduced to what the payment decision reads."""
 
@@ -373,6 +406,8 @@ class StripeEventReceived(Payload):
     stripe_type: str
     intent_id: str | None = None
     failure_message: str | None = None
+    # For `charge.refunded`: the charge's amounts (None in events written before they were carried).
+    charge: RefundedCharge | None = None
 
 
 class PaymentIntentCreated(Payload):
@@ -410,9 +445,21 @@ class PaymentCanceled(Payload):
 
 
 class PaymentRefunded(Payload):
+    """The payment is refunded in full: `amount` is the payment's."""
+
     order_id: uuid.UUID
     intent_id: str
     amount: Annotated[Money, EXPAND_AS_IS]
+
+
+class PaymentPartiallyRefunded(Payload):
+    """Part of a captured payment went back to the customer in Stripe: `amount` is what this refund
+    added (summed in analytics), `refunded` the total refunded so far. No stock moves."""
+
+    order_id: uuid.UUID
+    intent_id: str
+    amount: Annotated[Money, EXPAND_AS_IS]
+    refunded: Money
 
 
 class DeadLetter(Payload):
@@ -500,8 +547,14 @@ class Product(Frozen):
 
 
 class AdjustmentOutcome(Frozen):
+    """The verdict on one adjustment, with what its first answer needs: the stock right after it
+    (when applied) and the hash of the request that made it (when a client's key named it)."""
+
     applied: bool
     reason: str | None = None
+    request_hash: str | None = None
+    on_hand: int | None = None
+    reserved: int | None = None
 
 
 class StockLevel(Frozen):
@@ -511,8 +564,9 @@ class StockLevel(Frozen):
     sku: Identifier
     on_hand: int = 0
     holds: dict[str, int] = Field(default_factory=dict)
-    # The latest adjustment outcomes by adjustment id: makes AdjustStock idempotent and lets the
-    # gateway tell the caller whether a write-off was applied.
+    # The latest adjustment outcomes by adjustment id (bounded: REMEMBERED_ADJUSTMENTS in
+    # streams/tables/inventory.py): makes AdjustStock idempotent, lets the gateway tell the caller
+    # whether a write-off was applied and answer an Idempotency-Key replay as the first time.
     recent_adjustments: dict[str, AdjustmentOutcome] = Field(default_factory=dict)
     # Campaigns that held this SKU, newest last (bounded): `GET /v1/campaigns?sku=` lists them.
     campaigns: tuple[str, ...] = ()
@@ -545,6 +599,7 @@ class PledgeResult(Frozen):
     accepted: bool
     quantity: int
     reason: str | None = None
+    request_hash: str | None = None  # of the request it decided (see PledgeToCampaign)
 
 
 class Campaign(Frozen):
@@ -559,8 +614,12 @@ class Campaign(Frozen):
     opened_by: str
     pledges: dict[str, int] = Field(default_factory=dict)  # customer -> units
     results: dict[str, PledgeResult] = Field(default_factory=dict)  # customer -> latest verdict
+    # customer -> verdicts before the latest, oldest first (bounded: REMEMBERED_PLEDGE_REQUESTS in
+    # streams/tables/campaigns.py), so that a request replayed after a newer one is still recognised.
+    earlier_results: dict[str, tuple[PledgeResult, ...]] = Field(default_factory=dict)
     orders: dict[str, uuid.UUID] = Field(default_factory=dict)  # customer -> order, once succeeded
     reason: str | None = None
+    request_hash: str | None = None  # of the request that opened it (see OpenCampaign)
 
     @property
     def pledged_quantity(self) -> int:
@@ -599,6 +658,8 @@ class OrderPayment(Frozen):
     intent_id: str
     client_secret: str | None
     status: str
+    # How much of the payment went back to the customer so far (partial refunds included).
+    refunded: Money | None = None
 
 
 class Order(Frozen):
@@ -619,6 +680,7 @@ class PaymentStatus:
     AWAITING_PAYMENT = "awaiting_payment"  # intent created, the customer has not paid yet
     AUTHORIZED = "authorized"  # money held on the card, not yet taken
     CAPTURED = "captured"
+    PARTIALLY_REFUNDED = "partially_refunded"  # captured, part of it refunded in Stripe
     REFUNDED = "refunded"
     FAILED = "failed"
     CANCELED = "canceled"
@@ -633,5 +695,7 @@ class Payment(Frozen):
     status: str
     intent_id: str | None = None
     reason: str | None = None
+    # How much went back to the customer so far: partial refunds in Stripe, or the whole when refunded.
+    refunded: Money | None = None
     # Stripe event ids already applied: webhooks are delivered at least once and in any order.
     seen_stripe_events: tuple[str, ...] = ()

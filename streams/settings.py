@@ -1,14 +1,21 @@
-"""Every setting of the project, read from environment variables in this one place.
+"""Every setting of the project, read from environment variables in this one place (pydantic-settings).
 
-Each variable has a local default so that `make run` works on a fresh machine. Names carry an
+Each variable has a local default so that `make run` works on a fresh machine, except the secrets:
+their repository values (the JWT secret, the Stripe webhook secret and the stripe-mock key) apply
+only in development mode (`FC_DEVELOPMENT=1`, which `make run` sets). Outside it the gateway and the
+workers refuse to start with a missing, development or short secret (`load_for`). Names carry an
 `FC_` prefix unless an issue or a peer tool fixes them.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+import logging
 from pathlib import Path
+from typing import Annotated, Any
+
+import limits
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,116 +23,138 @@ DEVELOPMENT_JWT_SECRET = "fusioncommerce-development-secret-change-me"
 # stripe-mock accepts any test-mode key; webhooks in development are signed by devtools/stripe_trigger.py.
 DEVELOPMENT_STRIPE_API_KEY = "sk_test_123"
 DEVELOPMENT_STRIPE_WEBHOOK_SECRET = "whsec_fusioncommerce_development"
+# HS256 and Stripe's webhook HMAC are only as strong as their key; Stripe's own `whsec_` secrets are longer.
+MIN_SECRET_BYTES = 32
+RANDOM_SECRET_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+def _development_default(value: str) -> Any:
+    """A default that applies in development mode only: outside it the setting is empty (unset)."""
+    return lambda data: value if data.get("development") else ""
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a whole number; unset it or give an integer") from None
+class Settings(BaseSettings):
+    """Attribute names are the project's; each field's alias is its environment variable. The
+    secrets stay out of the repr, so that a logged Settings shows none."""
 
+    model_config = SettingsConfigDict(
+        case_sensitive=True, env_ignore_empty=True, frozen=True, extra="forbid",
+        validate_by_name=True, validate_by_alias=True,
+    )
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a number; unset it or give a number") from None
+    # Development mode: the repository's secrets as defaults (first: the secrets' defaults read it).
+    development: bool = Field(False, validation_alias="FC_DEVELOPMENT")
 
-
-def _env_path_or_none(name: str) -> Path | None:
-    raw = os.environ.get(name, "")
-    return Path(raw) if raw else None
-
-
-@dataclass(frozen=True)
-class Settings:
     # Kafka. An empty bootstrap means "the project's own broker" at broker_host:broker_port.
-    external_bootstrap: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP_SERVERS", ""))
-    broker_host: str = "127.0.0.1"
-    broker_port: int = field(default_factory=lambda: _env_int("FC_BROKER_PORT", 9092))
-    controller_port: int = field(default_factory=lambda: _env_int("FC_CONTROLLER_PORT", 9093))
-    broker_data_dir: Path = field(
-        default_factory=lambda: Path(_env("FC_BROKER_DATA_DIR", str(PROJECT_ROOT / ".data" / "kafka")))
-    )
-    kafka_cache_dir: Path = field(
-        default_factory=lambda: Path(_env("FC_KAFKA_CACHE_DIR", str(PROJECT_ROOT / ".cache" / "kafka")))
-    )
-    topic_partitions: int = field(default_factory=lambda: _env_int("FC_TOPIC_PARTITIONS", 8))
+    external_bootstrap: str = Field("", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    broker_port: int = Field(9092, validation_alias="FC_BROKER_PORT", ge=0, le=65535)
+    controller_port: int = Field(9093, validation_alias="FC_CONTROLLER_PORT", ge=0, le=65535)
+    broker_data_dir: Path = Field(PROJECT_ROOT / ".data" / "kafka", validation_alias="FC_BROKER_DATA_DIR")
+    kafka_cache_dir: Path = Field(PROJECT_ROOT / ".cache" / "kafka", validation_alias="FC_KAFKA_CACHE_DIR")
+    topic_partitions: int = Field(8, validation_alias="FC_TOPIC_PARTITIONS", ge=1)
     # Prefix of every topic name, so that several stacks can share one broker (tests do).
-    topic_namespace: str = field(default_factory=lambda: _env("FC_TOPIC_NAMESPACE", ""))
+    topic_namespace: str = Field("", validation_alias="FC_TOPIC_NAMESPACE")
 
     # Topics: 1 replica on the development broker; a real cluster wants 3 and min.insync.replicas 2.
-    topic_replication_factor: int = field(default_factory=lambda: _env_int("FC_TOPIC_REPLICATION_FACTOR", 1))
-    topic_min_insync_replicas: int = field(default_factory=lambda: _env_int("FC_TOPIC_MIN_INSYNC_REPLICAS", 1))
+    topic_replication_factor: int = Field(1, validation_alias="FC_TOPIC_REPLICATION_FACTOR", ge=1)
+    topic_min_insync_replicas: int = Field(1, validation_alias="FC_TOPIC_MIN_INSYNC_REPLICAS", ge=1)
 
     # Worker (streams/runtime/). The app id is the consumer group of a worker running every agent.
-    app_id: str = field(default_factory=lambda: _env("FC_APP_ID", "fusioncommerce"))
-    worker_data_dir: Path = field(
-        default_factory=lambda: Path(_env("FC_WORKER_DATA_DIR", str(PROJECT_ROOT / ".data" / "worker-1")))
-    )
+    app_id: str = Field("fusioncommerce", validation_alias="FC_APP_ID", min_length=1)
+    worker_data_dir: Path = Field(PROJECT_ROOT / ".data" / "worker-1", validation_alias="FC_WORKER_DATA_DIR")
     # The address the worker's read server binds; the gateway reaches it at `worker_url`.
-    worker_host: str = field(default_factory=lambda: _env("FC_WORKER_HOST", "127.0.0.1"))
-    worker_port: int = field(default_factory=lambda: _env_int("FC_WORKER_PORT", 6066))
-    advertised_url: str = field(default_factory=lambda: _env("FC_WORKER_ADVERTISED_URL", ""))
+    worker_host: str = Field("127.0.0.1", validation_alias="FC_WORKER_HOST")
+    worker_port: int = Field(6066, validation_alias="FC_WORKER_PORT", ge=0, le=65535)
+    advertised_url: str = Field("", validation_alias="FC_WORKER_ADVERTISED_URL")
     # Names this worker instance: its transactional id is `<group>-<worker id>`, the same across
     # its restarts (a restart fences its killed predecessor's open transaction at once) and unique
     # among live instances. By default its read address, which no two live workers share.
-    worker_id_override: str = field(default_factory=lambda: _env("FC_WORKER_ID", ""))
+    worker_id_override: str = Field("", validation_alias="FC_WORKER_ID")
     # How long a read of a missing key waits for it to appear (read-your-write after a 202).
-    read_miss_wait_seconds: float = field(default_factory=lambda: _env_float("FC_READ_MISS_WAIT", 3.0))
+    read_miss_wait_seconds: float = Field(3.0, validation_alias="FC_READ_MISS_WAIT", ge=0)
     # A commit every interval or every batch of events, whichever comes first; every hop of a
     # request waits for one.
-    commit_interval_seconds: float = field(default_factory=lambda: _env_float("FC_COMMIT_INTERVAL", 0.1))
-    commit_batch_size: int = field(default_factory=lambda: _env_int("FC_COMMIT_BATCH_SIZE", 2000))
+    commit_interval_seconds: float = Field(0.1, validation_alias="FC_COMMIT_INTERVAL", gt=0)
+    commit_batch_size: int = Field(2000, validation_alias="FC_COMMIT_BATCH_SIZE", ge=1)
     # The broker aborts a transaction left open this long by a worker that died and did not come back.
-    transaction_timeout_seconds: float = field(default_factory=lambda: _env_float("FC_TRANSACTION_TIMEOUT", 10.0))
+    transaction_timeout_seconds: float = Field(10.0, validation_alias="FC_TRANSACTION_TIMEOUT", gt=0)
     # Tests only: make the runtime's produce or commit fail every Nth time (streams/runtime/faults.py).
-    inject_faults: str = field(default_factory=lambda: _env("FC_INJECT_FAULTS", ""))
-    hold_ttl_seconds: float = field(default_factory=lambda: _env_float("FC_HOLD_TTL_SECONDS", 900.0))
-    expiry_scan_interval_seconds: float = field(
-        default_factory=lambda: _env_float("FC_EXPIRY_SCAN_INTERVAL", 1.0)
-    )
+    inject_faults: str = Field("", validation_alias="FC_INJECT_FAULTS")
+    hold_ttl_seconds: float = Field(900.0, validation_alias="FC_HOLD_TTL_SECONDS", gt=0)
+    expiry_scan_interval_seconds: float = Field(1.0, validation_alias="FC_EXPIRY_SCAN_INTERVAL", gt=0)
 
-    # Gateway.
-    gateway_host: str = "127.0.0.1"
-    gateway_port: int = field(default_factory=lambda: _env_int("GATEWAY_PORT", 8080))
-    jwt_secret: str = field(default_factory=lambda: _env("GATEWAY_JWT_SECRET", DEVELOPMENT_JWT_SECRET))
+    # Gateway. Bearer tokens are HS256 with `jwt_secret`; with an issuer or audience set, tokens
+    # must carry that `iss` or `aud`.
+    gateway_port: int = Field(8080, validation_alias="GATEWAY_PORT", ge=0, le=65535)
+    jwt_secret: str = Field(default_factory=_development_default(DEVELOPMENT_JWT_SECRET),
+                            validation_alias="GATEWAY_JWT_SECRET", repr=False)
+    jwt_issuer: str = Field("", validation_alias="GATEWAY_JWT_ISSUER")
+    jwt_audience: str = Field("", validation_alias="GATEWAY_JWT_AUDIENCE")
+    # The gateway's edge (gateway/edge.py). Budgets are `limits` strings ("20/second;600/minute"),
+    # per principal (tenant + sub) and per category, and one per client address for everything;
+    # at most `max_long_polls` long-polls of one principal wait at once. "off" counts nothing.
+    rate_limit_writes: str = Field("20/second;600/minute", validation_alias="GATEWAY_RATE_LIMIT_WRITES")
+    rate_limit_reads: str = Field("100/second;3000/minute", validation_alias="GATEWAY_RATE_LIMIT_READS")
+    rate_limit_long_polls: str = Field("10/second;300/minute", validation_alias="GATEWAY_RATE_LIMIT_LONG_POLLS")
+    rate_limit_per_address: str = Field("500/second", validation_alias="GATEWAY_RATE_LIMIT_PER_ADDRESS")
+    max_long_polls: int = Field(10, validation_alias="GATEWAY_MAX_LONG_POLLS", ge=1)
+    max_body_bytes: int = Field(64 * 1024, validation_alias="GATEWAY_MAX_BODY_BYTES", ge=1024)
+    # Origins of browser storefronts allowed to call the gateway (CORS), comma-separated; "*" any.
+    # None by default outside development mode.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default_factory=lambda data: ("*",) if data.get("development") else (), validation_alias="GATEWAY_CORS_ORIGINS")
     # Worker web endpoints the gateway may ask; any of them routes a read to the key's owner.
-    worker_urls: tuple[str, ...] = field(
-        default_factory=lambda: tuple(
-            u.strip() for u in _env("FC_WORKER_URLS", "http://127.0.0.1:6066").split(",") if u.strip()
-        )
-    )
+    worker_urls: Annotated[tuple[str, ...], NoDecode] = Field(("http://127.0.0.1:6066",),
+                                                               validation_alias="FC_WORKER_URLS")
 
     # Stripe. The API base defaults to the project's own stripe-mock, so that `make run` needs no account.
-    stripe_mock_port: int = field(default_factory=lambda: _env_int("FC_STRIPE_MOCK_PORT", 12111))
-    stripe_mock_cache_dir: Path = PROJECT_ROOT / ".cache" / "stripe-mock"
-    stripe_api_key: str = field(default_factory=lambda: _env("STRIPE_API_KEY", DEVELOPMENT_STRIPE_API_KEY))
-    stripe_api_base: str = field(
-        default_factory=lambda: _env("STRIPE_API_BASE", f"http://127.0.0.1:{_env_int('FC_STRIPE_MOCK_PORT', 12111)}")
-    )
-    stripe_webhook_secret: str = field(
-        default_factory=lambda: _env("STRIPE_WEBHOOK_SECRET", DEVELOPMENT_STRIPE_WEBHOOK_SECRET)
-    )
+    stripe_mock_port: int = Field(12111, validation_alias="FC_STRIPE_MOCK_PORT", ge=0, le=65535)
+    stripe_api_key: str = Field(default_factory=_development_default(DEVELOPMENT_STRIPE_API_KEY),
+                                validation_alias="STRIPE_API_KEY", repr=False)
+    stripe_api_base: str = Field(default_factory=lambda data: f"http://127.0.0.1:{data.get('stripe_mock_port', 12111)}",
+                                 validation_alias="STRIPE_API_BASE")
+    stripe_webhook_secret: str = Field(default_factory=_development_default(DEVELOPMENT_STRIPE_WEBHOOK_SECRET),
+                                       validation_alias="STRIPE_WEBHOOK_SECRET", repr=False)
     # A Stripe call makes up to `stripe_attempts` HTTP attempts of at most `stripe_timeout_seconds` each
     # (the SDK retries transient failures with its own backoff) and fails at its deadline whatever is
     # left: keep the deadline well below the transaction timeout, so a hanging Stripe slows payments only.
-    stripe_timeout_seconds: float = field(default_factory=lambda: _env_float("FC_STRIPE_TIMEOUT", 5.0))
-    stripe_attempts: int = field(default_factory=lambda: _env_int("FC_STRIPE_ATTEMPTS", 3))
-    stripe_call_deadline_seconds: float = field(default_factory=lambda: _env_float("FC_STRIPE_CALL_DEADLINE", 20.0))
+    stripe_timeout_seconds: float = Field(5.0, validation_alias="FC_STRIPE_TIMEOUT", gt=0)
+    stripe_attempts: int = Field(3, validation_alias="FC_STRIPE_ATTEMPTS", ge=1)
+    stripe_call_deadline_seconds: float = Field(20.0, validation_alias="FC_STRIPE_CALL_DEADLINE", gt=0)
     # A JSON line per HTTP attempt at a Stripe call, retries included, appended by every process
     # (tests count calls with it).
-    stripe_call_log: Path | None = field(default_factory=lambda: _env_path_or_none("FC_STRIPE_CALL_LOG"))
+    stripe_call_log: Path | None = Field(None, validation_alias="FC_STRIPE_CALL_LOG")
+
+    @field_validator("rate_limit_writes", "rate_limit_reads", "rate_limit_long_polls", "rate_limit_per_address")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        if value == "off":
+            return value
+        try:
+            limits.parse_many(value)
+        except ValueError:
+            raise ValueError('a rate limit is "<count>/<second|minute|hour|day>", several joined by ";"') from None
+        return value
+
+    @field_validator("worker_urls", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(url.strip() for url in value.split(",") if url.strip())
+        return value
+
+    # Fixed addresses: the project's broker, gateway and stripe-mock bind the loopback interface.
+    @property
+    def broker_host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def gateway_host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def stripe_mock_cache_dir(self) -> Path:
+        return PROJECT_ROOT / ".cache" / "stripe-mock"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -147,6 +176,82 @@ class Settings:
     def uses_stripe_mock(self) -> bool:
         return self.stripe_api_base.rstrip("/") == f"http://127.0.0.1:{self.stripe_mock_port}"
 
+    def secret_problems(self) -> list[str]:
+        """Why the gateway or a worker must not start with these secrets, one line per variable to
+        set; none in development mode."""
+        if self.development:
+            return []
+        random_secret = f"set it to a random secret of at least {MIN_SECRET_BYTES} bytes (`{RANDOM_SECRET_HINT}`)"
+        webhook_secret = ("set it to the signing secret (whsec_...) of your Stripe webhook endpoint, "
+                          "from Stripe's dashboard or `stripe listen`")
+        problems = []
+        for variable, value, development_value, advice in (
+            ("GATEWAY_JWT_SECRET", self.jwt_secret, DEVELOPMENT_JWT_SECRET, random_secret),
+            ("STRIPE_WEBHOOK_SECRET", self.stripe_webhook_secret, DEVELOPMENT_STRIPE_WEBHOOK_SECRET, webhook_secret),
+        ):
+            if not value:
+                problems.append(f"{variable} is not set: {advice}")
+            elif value == development_value:
+                problems.append(f"{variable} is the repository's development value, which anyone can read: {advice}")
+            elif len(value.encode()) < MIN_SECRET_BYTES:
+                problems.append(f"{variable} is {len(value.encode())} bytes, shorter than {MIN_SECRET_BYTES}: {advice}")
+        if not self.stripe_api_key:
+            problems.append("STRIPE_API_KEY is not set: set it to your Stripe secret key (sk_live_... or sk_test_...)")
+        return problems
+
+    def development_notice(self) -> str:
+        """The line a process logs first in development mode."""
+        used = [what for what, value, development_value in (
+            ("JWT secret", self.jwt_secret, DEVELOPMENT_JWT_SECRET),
+            ("webhook secret", self.stripe_webhook_secret, DEVELOPMENT_STRIPE_WEBHOOK_SECRET),
+            ("Stripe test key", self.stripe_api_key, DEVELOPMENT_STRIPE_API_KEY),
+        ) if value == development_value]
+        listed = ", ".join(used[:-1]) + (" and " if len(used) > 1 else "") + used[-1] if used else ""
+        using = f"using the repository's development {listed}" if used else "secrets as set"
+        return f"development mode (FC_DEVELOPMENT=1): {using}; never use this outside a laptop"
+
+
+# What to do about a value of the wrong type, by pydantic's error type.
+_ADVICE = {
+    "int_parsing": "is not a whole number; unset it or give an integer",
+    "float_parsing": "is not a number; unset it or give a number",
+    "bool_parsing": "is not a yes or no; unset it or give 1 or 0",
+}
+
+
+def _bad_values(exc: ValidationError) -> str:
+    """One line per bad variable, each naming it: `FC_WORKER_PORT='x' is not a whole number; ...`."""
+    variables = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
+    lines = []
+    for error in exc.errors(include_url=False):
+        if error["type"] == "default_factory_not_called":  # a consequence of another bad value
+            continue
+        variable = variables.get(str(error["loc"][0]), str(error["loc"][0])) if error["loc"] else "a setting"
+        advice = _ADVICE.get(error["type"], f"is not valid ({error['msg']}); unset it or give a valid value")
+        lines.append(f"{variable}={error['input']!r} {advice}")
+    return "\n".join(lines)
+
 
 def load() -> Settings:
-    return Settings()
+    """The settings from the environment; a bad value exits with a line naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit(_bad_values(exc)) from None
+
+
+def load_for(process: str) -> Settings:
+    """`load()` for a process that holds the secrets (the gateway, a worker). Outside development
+    mode it refuses missing, development or short secrets: SystemExit naming each variable to set,
+    which exits 1 without a traceback. In development mode it logs so, as the process's first line."""
+    settings = load()
+    problems = settings.secret_problems()
+    if problems:
+        raise SystemExit(
+            f"the {process} refuses to start outside development mode (FC_DEVELOPMENT is off):\n"
+            + "".join(f"  - {problem}\n" for problem in problems)
+            + "On a laptop, FC_DEVELOPMENT=1 (what `make run` sets) uses the repository's development values."
+        )
+    if settings.development:
+        logging.getLogger(process).warning("%s", settings.development_notice())
+    return settings

@@ -138,7 +138,7 @@ PAYMENTS_EVENTS = TopicSpec(
     key="<order_id>",
     payloads=(
         m.PaymentIntentCreated, m.PaymentAuthorized, m.PaymentCaptured, m.PaymentFailed, m.PaymentCanceled,
-        m.PaymentRefunded,
+        m.PaymentRefunded, m.PaymentPartiallyRefunded,
     ),
     writers="payments agent",
     readers="orders agent, Druid, data science",

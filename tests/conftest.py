@@ -46,8 +46,9 @@ def stripe_mock() -> Iterator[str]:
         mock.stop()
 
 
-def token(role: str, tenant: str = "acme", sub: str = "alice") -> str:
-    return mint(JWT_SECRET, sub, role, tenant)
+def token(role: str, tenant: str = "acme", sub: str = "alice", amr: list[str] | None = None) -> str:
+    """A token the stacks accept (their JWT secret); an admin's says MFA unless `amr` says otherwise."""
+    return mint(JWT_SECRET, sub, role, tenant, amr=amr)
 
 
 @dataclass

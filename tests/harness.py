@@ -7,9 +7,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from devtools.stack import JWT_SECRET, RUNS_DIR, Process, Stack, eventually, free_port, http_status
+from devtools.stack import (
+    JWT_SECRET,
+    RUNS_DIR,
+    WEBHOOK_SECRET,
+    WORKER_READ_HEADERS,
+    Process,
+    Stack,
+    eventually,
+    free_port,
+    http_status,
+)
 
-__all__ = ["JWT_SECRET", "RUNS_DIR", "Process", "Stack", "eventually", "eventually_async", "free_port", "http_status"]
+__all__ = ["JWT_SECRET", "RUNS_DIR", "WEBHOOK_SECRET", "WORKER_READ_HEADERS", "Process", "Stack", "eventually", "eventually_async",
+           "free_port", "http_status"]
 
 
 async def eventually_async(check: Callable[[], Awaitable[Any]], timeout: float, what: str, pause: float = 0.2) -> Any:

@@ -8,7 +8,7 @@ from gateway.auth import principal
 from gateway.errors import not_found
 from gateway.requests import ProductRequest
 from gateway.services import services
-from gateway.views.common import parse_body
+from gateway.views.common import parse_body, path_identifier
 from streams.models import Envelope, ProductUpserted
 from streams.topics import sku_key
 
@@ -26,7 +26,7 @@ async def upsert_product(request: web.Request) -> web.Response:
 
 async def get_product(request: web.Request) -> web.Response:
     who = principal(request)
-    sku = request.match_info["sku"]
+    sku = path_identifier(request, "sku", "SKU")
     found = services(request)
     product = await found.reads.state(
         "catalog", sku_key(who.tenant, sku).decode(), wait=found.settings.read_miss_wait_seconds

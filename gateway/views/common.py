@@ -1,4 +1,10 @@
-"""Helpers shared by views: body parsing and long-poll parameters."""
+"""Helpers shared by views: body parsing, identifiers in paths and queries, long-poll parameters.
+
+A client's mistake is a 4xx here, before anything is written: a body that does not fit its model
+(validated strictly: JSON types as the document has them) is a 422 listing each problem; a SKU or
+campaign id in a path that no identifier can be names nothing (404, as an unknown one); one in a
+query is a 422.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from gateway.errors import ApiError
+from gateway.errors import ApiError, not_found, validation_details
 from gateway.workers import WorkerReads
+from streams.models import is_identifier
 
 Body = TypeVar("Body", bound=BaseModel)
 MAX_WAIT_SECONDS = 30.0
@@ -25,7 +32,33 @@ async def parse_body(request: web.Request, model: type[Body]) -> Body:
     raw = await request.read()
     if not raw:
         raise ApiError(422, "invalid_body", "the request needs a JSON body")
-    return model.model_validate_json(raw)
+    try:
+        # Strict: `false` is no amount and "5" no quantity (lax pydantic would take them as 0 and 5).
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise ApiError(422, "invalid_json", "the request body is not JSON", validation_details(exc)) from None
+        raise ApiError(422, "invalid_body", "the request body is not valid", validation_details(exc)) from None
+
+
+IDENTIFIER_RULE = "1 to 64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+
+
+def path_identifier(request: web.Request, name: str, what: str) -> str:
+    """A SKU or campaign id from the path: one that cannot be an identifier names nothing (404)."""
+    value = request.match_info[name]
+    if not is_identifier(value):
+        raise not_found(f"the {what}")
+    return value
+
+
+def query_identifier(request: web.Request, name: str, example: str) -> str:
+    value = request.query.get(name)
+    if not value:
+        raise ApiError(422, "invalid_query", f"give the {name}: {example}")
+    if not is_identifier(value):
+        raise ApiError(422, "invalid_query", f"{name} must be {IDENTIFIER_RULE}")
+    return value
 
 
 def long_poll(request: web.Request) -> tuple[float, str | None]:

@@ -1,17 +1,61 @@
 """`/healthz` (the process is up) and `/readyz` (Kafka answers and every partition is served).
 
-`/readyz` is public: it says how many table partitions no ready worker serves, never which workers
-there are or where they listen.
+`/readyz` answers anyone with ready or not ready and nothing else; an operator's tool that sends the
+workers' read credential (`Authorization: Bearer <credential>`, streams/runtime/reads.py) also gets
+whether the broker answers and how many table partitions no ready worker serves. Never which
+workers there are or where they listen. The checks run at most once a second however many probes
+come (`Readiness`), on the application's one admin client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import dataclass
 
 from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
 from gateway.services import services
+from gateway.workers import WorkerReads
+from streams.runtime.reads import presents_credential, read_credential
+
+CHECK_EVERY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Checked:
+    broker: bool
+    unserved_partitions: int
+
+    @property
+    def ready(self) -> bool:
+        return self.broker and self.unserved_partitions == 0
+
+
+class Readiness:
+    """The checks behind /readyz, run at most once per CHECK_EVERY_SECONDS: probes in between get
+    the last result, and probes that come while a check runs wait for that one."""
+
+    def __init__(self, admin: AdminClient, reads: WorkerReads) -> None:
+        self.admin = admin
+        self.reads = reads
+        self._check: asyncio.Future[Checked] | None = None
+        self._started = 0.0
+
+    async def checked(self) -> Checked:
+        now = time.monotonic()
+        if self._check is None or (self._check.done() and now - self._started >= CHECK_EVERY_SECONDS):
+            self._started = now
+            self._check = asyncio.ensure_future(self._run())
+        return await asyncio.shield(self._check)
+
+    async def _run(self) -> Checked:
+        broker, unserved = await asyncio.gather(asyncio.to_thread(_broker_answers, self.admin), self.reads.readiness())
+        return Checked(broker=broker, unserved_partitions=unserved)
+
+
+READINESS = web.AppKey("readiness", Readiness)
 
 
 def _broker_answers(admin: AdminClient) -> bool:
@@ -27,8 +71,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    found = services(request)
-    broker_ok, unserved = await asyncio.gather(asyncio.to_thread(_broker_answers, found.admin), found.reads.readiness())
-    ready = broker_ok and unserved == 0
-    return web.json_response({"ready": ready, "broker": broker_ok, "unserved_partitions": unserved},
-                             status=200 if ready else 503)
+    checked = await request.app[READINESS].checked()
+    body: dict[str, object] = {"ready": checked.ready}
+    if presents_credential(request.headers, read_credential(services(request).settings.jwt_secret)):
+        body.update(broker=checked.broker, unserved_partitions=checked.unserved_partitions)
+    return web.json_response(body, status=200 if checked.ready else 503)

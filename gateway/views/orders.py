@@ -1,7 +1,10 @@
 """`POST /v1/orders`, `GET /v1/orders/{id}` (long-poll) and `POST /v1/orders/{id}/cancel`.
 
 Idempotency-Key: the order id is derived from (tenant, customer, key), so a replay names the same
-order; the body's hash is stored with the order, so a replay with another body is told apart.
+order; the body's hash is stored with the order, so a replay with another body is told apart (see
+gateway/idempotency.py). Cancelling needs no key: the order id names what is cancelled, and the
+orders agent cancels (or refunds) an order once; a retry finds it cancelling or cancelled (409
+`not_cancellable`, or 202 while the first cancel is still on its way) and writes nothing that acts twice.
 """
 
 from __future__ import annotations
@@ -14,22 +17,22 @@ from aiohttp import web
 
 from gateway.auth import Principal, principal
 from gateway.errors import ApiError, not_found
+from gateway.idempotency import appeared, derived_id, idempotency_key, key_reused
 from gateway.requests import OrderRequest
 from gateway.services import services
+from gateway.workers import UNKNOWN, Unknown
 from gateway.views.common import long_poll, parse_body
 from streams.models import CancelOrder, Envelope, OrderLine, OrderStatus, PlaceOrder
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1f4a51-0b7e-4c47-9a53-5e0c6d1f2a10")
-MAX_IDEMPOTENCY_KEY = 255
+# How long an order with an Idempotency-Key waits for the orders' owner: its first look for the
+# order, then, if a worker answered that, its read of the agent's verdict after writing.
 IDEMPOTENCY_READ_SECONDS = 1.0
+IDEMPOTENCY_VERDICT_SECONDS = 5.0
 
 
-def _order_id(who: Principal, idempotency_key: str | None) -> uuid.UUID:
-    if idempotency_key is None:
-        return uuid.uuid4()
-    if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-        raise ApiError(422, "invalid_idempotency_key", f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{who.tenant}\n{who.sub}\n{idempotency_key}")
+def _order_id(who: Principal, key: str | None) -> uuid.UUID:
+    return uuid.uuid4() if key is None else derived_id(IDEMPOTENCY_NAMESPACE, who, key)
 
 
 def _visible(order: dict[str, Any] | None, who: Principal) -> bool:
@@ -44,27 +47,41 @@ def _accepted(order_id: uuid.UUID) -> web.Response:
     )
 
 
+def _replayed(order: dict[str, Any], order_id: uuid.UUID, request_hash: str, who: Principal) -> web.Response:
+    """The answer to a request whose key names an order that exists: the first answer, or 409."""
+    if order["request_hash"] != request_hash or not _visible(order, who):
+        raise key_reused({"order_id": str(order_id)})
+    return _accepted(order_id)
+
+
 async def place_order(request: web.Request) -> web.Response:
+    """Without an Idempotency-Key: the PlaceOrder is written and answered 202 at once.
+
+    With one, the order id is the key's, and the orders agent, the single writer of that id, keeps
+    the first placement whatever comes after it (streams/tables/orders.py: "the first placement
+    stands"). The gateway looks for the order first (a replay of a placed order writes nothing),
+    else writes the PlaceOrder and long-polls the order's owner until the order appears: its stored
+    request_hash is this request's (202, the first answer) or another's (409
+    `idempotency_key_reused`). Concurrent requests with one key, through any number of gateways,
+    all write, and all but the one the agent kept get the 409. A write never waits for a worker
+    beyond two bounded reads: the first look (IDEMPOTENCY_READ_SECONDS) and, only when a worker
+    answered it, the read-back (IDEMPOTENCY_VERDICT_SECONDS). If no worker answers in time, the
+    answer is 202 as without a key. That is safe, since a replay never makes a second order nor
+    changes the first; only the 409 for a reused key with another body is lost then, and the
+    client reads the first order back.
+    """
     who = principal(request)
     who.require("customer")
     body = await parse_body(request, OrderRequest)
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    order_id = _order_id(who, request.headers.get("Idempotency-Key"))
+    key = idempotency_key(request)
+    order_id = _order_id(who, key)
     found = services(request)
-    if "Idempotency-Key" in request.headers:
-        # A write never waits for a worker: when no worker answers within IDEMPOTENCY_READ_SECONDS
-        # the PlaceOrder is written unchecked. That is safe: the orders agent ignores a PlaceOrder
-        # for an order id it has (streams/tables/orders.py `decide`: "the first placement stands"),
-        # whatever its request_hash, so a replay never makes a second order nor changes the first.
-        # Only the 409 for a reused key with another body is lost then: the client gets a 202 and
-        # reads the first order back.
+    existing: dict[str, Any] | None | Unknown = UNKNOWN
+    if key is not None:
         existing = await found.reads.state_within("orders", str(order_id), IDEMPOTENCY_READ_SECONDS)
         if isinstance(existing, dict):  # neither None (no such order) nor UNKNOWN (no answer in time)
-            if existing["request_hash"] != request_hash:
-                raise ApiError(409, "idempotency_key_reused",
-                               "this Idempotency-Key was used for a different order body; use a new key",
-                               {"order_id": str(order_id)})
-            return _accepted(order_id)
+            return _replayed(existing, order_id, request_hash, who)
     command = PlaceOrder(
         order_id=order_id,
         customer=who.sub,
@@ -72,6 +89,10 @@ async def place_order(request: web.Request) -> web.Response:
         request_hash=request_hash,
     )
     await found.writer.write(Envelope.new(who.tenant, command))
+    if existing is None:  # a key, and the order's owner answered: the agent's verdict is near
+        placed = await appeared(found.reads, "orders", str(order_id), IDEMPOTENCY_VERDICT_SECONDS)
+        if placed is not None:
+            return _replayed(placed, order_id, request_hash, who)
     return _accepted(order_id)
 
 
@@ -91,7 +112,7 @@ def _payment_view(order: dict[str, Any], who: Principal) -> dict[str, Any] | Non
     payment = order.get("payment")
     if payment is None:
         return None
-    view = {"status": payment["status"], "intent_id": payment["intent_id"]}
+    view = {"status": payment["status"], "intent_id": payment["intent_id"], "refunded": payment.get("refunded")}
     if who.role == "customer" and order["customer"] == who.sub:
         # The storefront confirms the payment with it; nobody else needs it.
         view["client_secret"] = payment["client_secret"]

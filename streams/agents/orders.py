@@ -2,8 +2,9 @@
 
 Inputs: `orders.commands` (PlaceOrder, CancelOrder, ExpireOrderHold), `inventory.reservations`
 (StockReserved, StockReservationRejected, StockReleased) and `payments.events` (PaymentIntentCreated,
-PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentCanceled, PaymentRefunded), all keyed by
-order id and co-partitioned, so one worker owns an order and every message about it.
+PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentCanceled, PaymentRefunded,
+PaymentPartiallyRefunded), all keyed by order id and co-partitioned, so one worker owns an order and
+every message about it.
 State: table `orders` (Order), same key and partitions, with the due times of unpaid holds.
 Outputs: `inventory.commands` (ReserveStock, ReleaseStock, CommitStock, AdjustStock of a refund;
 key `<tenant>/<sku>`), `payments.commands` (RequestPayment, CapturePayment, CancelPayment,

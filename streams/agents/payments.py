@@ -5,7 +5,7 @@ orders agent) and `payments.webhooks` (StripeEventReceived, from the gateway), b
 id and co-partitioned, so one worker owns an order's payment and everything said about it.
 State: table `payments` (Payment), same key and partitions.
 Outputs: `payments.events` (PaymentIntentCreated, PaymentAuthorized, PaymentCaptured, PaymentFailed,
-PaymentCanceled, PaymentRefunded; key order id).
+PaymentCanceled, PaymentRefunded, PaymentPartiallyRefunded; key order id).
 
 An event that needs a Stripe call has it run on the worker's event loop, bounded by the
 connector's deadline, while events of other orders go on (streams/runtime/task.py, outside

@@ -8,13 +8,22 @@
   what a client has read is never rolled back by a crash.
 - `GET /fc/assignment`: which partitions of which tables this worker serves, and whether it is
   ready; the gateway builds its routes from it.
-- `GET /fc/ready`: 200 once the worker has joined its group and restored what it was given.
+- `GET /fc/ready`: 200 once the worker has joined its group and restored what it was given (503
+  before); the partitions it serves only to a caller with the credential.
+
+Every endpoint but the bare `/fc/ready` answers 401 without `Authorization: Bearer <credential>`:
+whole committed state (a payment's client secret included) is for the gateway, which filters it
+per caller. The credential is derived from the JWT secret (`read_credential`), which the gateway
+and the workers hold already, so there is no third secret to distribute or to forget rotating.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from collections import defaultdict
 from typing import Any
 
@@ -31,6 +40,27 @@ MAX_LONG_POLL_SECONDS = 30.0
 RECHECK_SECONDS = 0.5
 # How long a read of a partition this worker is about to own (a rebalance under way) waits.
 MOVING_WAIT_SECONDS = 2.0
+
+
+# A label that keeps the derived credential apart from any other use of the JWT secret.
+READ_CREDENTIAL_PURPOSE = b"fusioncommerce/worker-reads/v1"
+
+
+def read_credential(jwt_secret: str) -> str:
+    """The bearer credential of the workers' read endpoints: HMAC-SHA256 of a purpose label under
+    the JWT secret. Whoever holds the JWT secret can mint admin tokens anyway; nobody without it
+    can compute this, and the credential reveals nothing of the secret."""
+    return hmac.new(jwt_secret.encode(), READ_CREDENTIAL_PURPOSE, hashlib.sha256).hexdigest()
+
+
+def presents_credential(headers: Mapping[str, str], credential: str) -> bool:
+    """Whether a request's headers carry `Authorization: Bearer <credential>` (compared in constant time)."""
+    return hmac.compare_digest(headers.get("Authorization", "").encode(), f"Bearer {credential}".encode())
+
+
+def read_headers(jwt_secret: str) -> dict[str, str]:
+    """What a caller of a worker's read endpoints sends (the gateway, tools, tests)."""
+    return {"Authorization": f"Bearer {read_credential(jwt_secret)}"}
 
 
 class Watchers:
@@ -66,23 +96,40 @@ class NotServed(Exception):
     pass
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+AUTHORIZED = web.RequestKey("authorized", bool)
+
+
 class ReadServer:
-    def __init__(self, thread: StreamThread, agents: list[Agent], watchers: Watchers, url: str) -> None:
+    def __init__(self, thread: StreamThread, agents: list[Agent], watchers: Watchers, url: str,
+                 credential: str) -> None:
         self.thread = thread
         self.agents = {agent.table.name: agent for agent in agents}
         self.watchers = watchers
         self.url = url
+        self.credential = credential
 
-    def routes(self) -> list[web.RouteDef]:
-        return [web.get("/state/{table}", self.read_state), web.get("/fc/assignment", self.assignment),
-                web.get("/fc/ready", self.ready)]
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._authenticate])
+        app.add_routes([web.get("/state/{table}", self.read_state), web.get("/fc/assignment", self.assignment),
+                        web.get("/fc/ready", self.ready)])
+        return app
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[AUTHORIZED] = presents_credential(request.headers, self.credential)
+        if not request[AUTHORIZED] and request.path != "/fc/ready":
+            return web.json_response({"error": "unauthorized: send the gateway's worker-read credential"}, status=401)
+        return await handler(request)
 
     @property
     def serving(self) -> bool:
         return self.thread.assigned_once.is_set() and not self.thread.rebalancing
 
     async def ready(self, request: web.Request) -> web.Response:
-        body = {"ready": self.serving, "partitions": sorted(self.thread.tasks)}
+        body: dict[str, Any] = {"ready": self.serving}
+        if request[AUTHORIZED]:
+            body["partitions"] = sorted(self.thread.tasks)
         return web.json_response(body, status=200 if self.serving else 503)
 
     async def assignment(self, request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from aiohttp import web
 from streams.runtime.agent import Agent
 from streams.runtime.faults import Faults
 from streams.runtime.loop import StreamThread
-from streams.runtime.reads import ReadServer, Watchers
+from streams.runtime.reads import ReadServer, Watchers, read_credential
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,7 @@ async def serve(settings: Settings, agents: list[Agent], group: str,
         transaction_timeout=settings.transaction_timeout_seconds, faults=faults, loop=loop,
         on_committed=lambda changed: loop.call_soon_threadsafe(watchers.notify, changed),
     )
-    app = web.Application()
-    app.add_routes(ReadServer(thread, agents, watchers, settings.worker_url).routes())
+    app = ReadServer(thread, agents, watchers, settings.worker_url, read_credential(settings.jwt_secret)).application()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.worker_host, settings.worker_port).start()

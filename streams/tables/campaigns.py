@@ -4,10 +4,12 @@ Opening a campaign asks the SKU's owner to hold `max_quantity` units (`HoldForCa
 when they are held and is rejected otherwise. Pledges are counted here, the only writer of the
 campaign's counters, so no pledge can pass `max_quantity`: each customer has one pledge (pledging
 again replaces it), withdrawable while the campaign is open; the latest verdict per customer is
-kept for them to read back. At `ends_at` the deadline timer asks to close (`CloseCampaign`): a
-tipped campaign succeeds and places one order per pledge at the group price, drawing on the
-campaign's hold; an untipped one fails. Either way what was not pledged goes back to stock
-(`ReleaseCampaignHold(keep=pledged)`, absolute, so it may reach the SKU before or after the orders).
+kept for them to read back, and the few before it, so that a request delivered again (an
+Idempotency-Key retry) is recognised by its id and changes nothing. At `ends_at` the deadline
+timer asks to close (`CloseCampaign`): a tipped campaign succeeds and places one order per pledge
+at the group price, drawing on the campaign's hold; an untipped one fails. Either way what was not
+pledged goes back to stock (`ReleaseCampaignHold(keep=pledged)`, absolute, so it may reach the SKU
+before or after the orders).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from streams.models import (
 from streams.tables.decision import Decision, UnhandledEvent
 
 ACCEPTING = (CampaignStatus.OPEN, CampaignStatus.TIPPED)
+# Verdicts remembered per customer of a campaign (the latest and the ones before it): a pledge or
+# withdrawal whose id is among them is a replay and changes nothing; an older one is decided anew.
+REMEMBERED_PLEDGE_REQUESTS = 10
 PLEDGE_ORDER_NAMESPACE = uuid.UUID("5b8f9e0c-3f0e-4d53-a1c1-7d2e4b6a9c11")
 
 
@@ -57,7 +62,7 @@ def open_campaign(event: Envelope, command: OpenCampaign, now: datetime) -> Deci
     campaign = Campaign(
         campaign_id=command.campaign_id, tenant=event.tenant, sku=command.sku, group_price=command.group_price,
         target_quantity=command.target_quantity, max_quantity=command.max_quantity, ends_at=command.ends_at,
-        status=CampaignStatus.OPENING, opened_by=command.opened_by,
+        status=CampaignStatus.OPENING, opened_by=command.opened_by, request_hash=command.request_hash,
     )
     problem = None
     if command.target_quantity > command.max_quantity:
@@ -91,13 +96,28 @@ def stock_refused(campaign: Campaign, event: CampaignStockRefused) -> Decision[C
     return _reject(campaign, event.reason)
 
 
+def decided(campaign: Campaign, customer: str, pledge_id: uuid.UUID) -> PledgeResult | None:
+    """The verdict on this request of the customer's, if it is one of those remembered."""
+    latest = campaign.results.get(customer)
+    if latest is not None and latest.pledge_id == pledge_id:
+        return latest
+    return next((r for r in campaign.earlier_results.get(customer, ()) if r.pledge_id == pledge_id), None)
+
+
 def _verdict(campaign: Campaign, customer: str, result: PledgeResult) -> Campaign:
-    return campaign.model_copy(update={"results": {**campaign.results, customer: result}})
+    """The customer's latest verdict is `result`; the one it replaces joins the earlier ones (bounded)."""
+    update: dict[str, object] = {"results": {**campaign.results, customer: result}}
+    previous = campaign.results.get(customer)
+    if previous is not None:
+        earlier = (*campaign.earlier_results.get(customer, ()), previous)[-(REMEMBERED_PLEDGE_REQUESTS - 1):]
+        update["earlier_results"] = {**campaign.earlier_results, customer: earlier}
+    return campaign.model_copy(update=update)
 
 
 def _refusal(campaign: Campaign, command: PledgeToCampaign | WithdrawPledge, quantity: int, reason: str,
              ) -> Decision[Campaign]:
-    result = PledgeResult(pledge_id=command.pledge_id, accepted=False, quantity=quantity, reason=reason)
+    result = PledgeResult(pledge_id=command.pledge_id, accepted=False, quantity=quantity, reason=reason,
+                          request_hash=command.request_hash)
     rejected = PledgeRejected(campaign_id=campaign.campaign_id, sku=campaign.sku, customer=command.customer,
                               quantity=quantity, reason=reason)
     return Decision(_verdict(campaign, command.customer, result), [rejected])
@@ -124,9 +144,8 @@ def _retipped(campaign: Campaign, events: list[Payload]) -> Decision[Campaign]:
 
 
 def pledge(campaign: Campaign, command: PledgeToCampaign, now: datetime) -> Decision[Campaign]:
-    previous = campaign.results.get(command.customer)
-    if previous is not None and previous.pledge_id == command.pledge_id:
-        return Decision(campaign)  # a replay of the pledge already decided
+    if decided(campaign, command.customer, command.pledge_id) is not None:
+        return Decision(campaign)  # a replay of a pledge already decided (an Idempotency-Key retry, say)
     closed = _closed_reason(campaign, now)
     if closed is not None:
         return _refusal(campaign, command, command.quantity, closed)
@@ -138,7 +157,8 @@ def pledge(campaign: Campaign, command: PledgeToCampaign, now: datetime) -> Deci
         left = campaign.max_quantity - campaign.pledged_quantity + before
         return _refusal(campaign, command, command.quantity,
                         f"max_quantity_reached: {left} of {campaign.max_quantity} units are left for you")
-    result = PledgeResult(pledge_id=command.pledge_id, accepted=True, quantity=command.quantity)
+    result = PledgeResult(pledge_id=command.pledge_id, accepted=True, quantity=command.quantity,
+                          request_hash=command.request_hash)
     updated = _verdict(campaign, command.customer, result).model_copy(
         update={"pledges": {**campaign.pledges, command.customer: command.quantity}}
     )
@@ -150,8 +170,7 @@ def pledge(campaign: Campaign, command: PledgeToCampaign, now: datetime) -> Deci
 
 
 def withdraw(campaign: Campaign, command: WithdrawPledge, now: datetime) -> Decision[Campaign]:
-    previous = campaign.results.get(command.customer)
-    if previous is not None and previous.pledge_id == command.pledge_id:
+    if decided(campaign, command.customer, command.pledge_id) is not None:
         return Decision(campaign)
     closed = _closed_reason(campaign, now)
     if closed is not None:
@@ -160,7 +179,7 @@ def withdraw(campaign: Campaign, command: WithdrawPledge, now: datetime) -> Deci
         return _refusal(campaign, command, 0, "no_pledge: you have no pledge to withdraw")
     pledges = dict(campaign.pledges)
     units = pledges.pop(command.customer)
-    result = PledgeResult(pledge_id=command.pledge_id, accepted=True, quantity=0)
+    result = PledgeResult(pledge_id=command.pledge_id, accepted=True, quantity=0, request_hash=command.request_hash)
     updated = _verdict(campaign, command.customer, result).model_copy(update={"pledges": pledges})
     withdrawn = PledgeWithdrawn(campaign_id=campaign.campaign_id, sku=campaign.sku, customer=command.customer,
                                 delta=-units)

@@ -32,6 +32,8 @@ from streams.models import (
 )
 from streams.tables.decision import Decision, UnhandledEvent
 
+# Adjustment outcomes remembered per SKU, newest last: an AdjustStock (an Idempotency-Key replay
+# included) whose id is among them changes nothing; one older than the last 100 is a new adjustment.
 REMEMBERED_ADJUSTMENTS = 100
 REMEMBERED_CAMPAIGNS = 100
 
@@ -58,12 +60,15 @@ def adjust(state: StockLevel, command: AdjustStock, product: Product | None) -> 
     elif new_on_hand < state.reserved:
         reason = f"insufficient_stock: {state.reserved} units are held by orders; on_hand cannot go below that"
     outcomes = dict(list(state.recent_adjustments.items())[-(REMEMBERED_ADJUSTMENTS - 1):])
-    outcomes[key] = AdjustmentOutcome(applied=reason is None, reason=reason)
     if reason is not None:
+        outcomes[key] = AdjustmentOutcome(applied=False, reason=reason, request_hash=command.request_hash)
         rejected = StockAdjustmentRejected(
             adjustment_id=command.adjustment_id, sku=command.sku, delta=command.delta, reason=reason
         )
         return Decision(state.model_copy(update={"recent_adjustments": outcomes}), [rejected])
+    # The stock right after it is part of the outcome: the answer to the first request and to its replays.
+    outcomes[key] = AdjustmentOutcome(applied=True, request_hash=command.request_hash, on_hand=new_on_hand,
+                                      reserved=state.reserved)
     new_state = state.model_copy(update={"on_hand": new_on_hand, "recent_adjustments": outcomes})
     adjusted = StockAdjusted(
         adjustment_id=command.adjustment_id,

@@ -13,6 +13,12 @@ the order asks for the capture), `confirmed` (captured; the held units become sa
 payment is recorded as `payment_failed` and the order is `cancelled` with the stock released. A
 cancel or an expiry before the capture voids the intent (`CancelPayment`); a cancel after it asks
 for a refund (`refunding`), and the refund puts the units back on hand (`refunded`).
+
+A refund made in Stripe for part of a confirmed order (`PaymentPartiallyRefunded`) is recorded on
+the order's payment (`partially_refunded`, with the amount refunded so far); the order stays
+`confirmed` and no unit moves: which units came back, if any, is the vendor's to say with a stock
+adjustment. The refund that completes it (`PaymentRefunded`) ends the order `refunded` and
+restocks every line, as a cancel's refund does.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from streams.models import (
     PaymentCaptured,
     PaymentFailed,
     PaymentIntentCreated,
+    PaymentPartiallyRefunded,
     PaymentRefunded,
     PaymentStatus,
     PlaceOrder,
@@ -177,10 +184,10 @@ def expire(order: Order, now: datetime) -> Decision[Order]:
     return _close(order, OrderStatus.EXPIRED, now, "hold_expired: the order was not paid in time")
 
 
-def _with_payment_status(order: Order, status: str) -> Order:
+def _with_payment_status(order: Order, status: str, **changes: object) -> Order:
     if order.payment is None:
         return order
-    return order.model_copy(update={"payment": order.payment.model_copy(update={"status": status})})
+    return order.model_copy(update={"payment": order.payment.model_copy(update={"status": status, **changes})})
 
 
 def intent_created(order: Order, event: PaymentIntentCreated, now: datetime) -> Decision[Order]:
@@ -242,10 +249,20 @@ def payment_canceled(order: Order, event: PaymentCanceled, now: datetime) -> Dec
     return Decision(closed.state, [e for e in closed.events if not isinstance(e, CancelPayment)])
 
 
+def partially_refunded(order: Order, event: PaymentPartiallyRefunded, now: datetime) -> Decision[Order]:
+    if order.status not in (OrderStatus.REFUNDING, OrderStatus.CONFIRMED) or order.payment is None:
+        return Decision(order)
+    before = order.payment.refunded
+    if before is not None and before.amount >= event.refunded.amount:
+        return Decision(order)
+    return Decision(_with_payment_status(order, PaymentStatus.PARTIALLY_REFUNDED, refunded=event.refunded))
+
+
 def refunded(order: Order, event: PaymentRefunded, now: datetime) -> Decision[Order]:
     if order.status not in (OrderStatus.REFUNDING, OrderStatus.CONFIRMED):
         return Decision(order)
-    done, changed = _transition(_with_payment_status(order, PaymentStatus.REFUNDED), OrderStatus.REFUNDED, now)
+    done, changed = _transition(_with_payment_status(order, PaymentStatus.REFUNDED, refunded=event.amount),
+                                OrderStatus.REFUNDED, now)
     restock: list[Payload] = [
         AdjustStock(
             adjustment_id=uuid.uuid5(order.order_id, f"refund:{line.sku}"), sku=line.sku, delta=line.quantity,
@@ -285,5 +302,6 @@ _HANDLERS: dict[type[Payload], Callable[[Order, Any, datetime], Decision[Order]]
     PaymentCaptured: captured,
     PaymentFailed: payment_failed,
     PaymentCanceled: payment_canceled,
+    PaymentPartiallyRefunded: partially_refunded,
     PaymentRefunded: refunded,
 }

@@ -7,8 +7,16 @@ reprocessed after a crash repeats the call harmlessly: Stripe answers with the s
 
 Webhooks (`StripeEventReceived`) come at least once and in any order. Each Stripe event id is
 applied once, a webhook for another intent than the order's is ignored, and the status only moves
-forward (awaiting_payment -> authorized -> captured -> refunded, or to failed / canceled), so a late
-or repeated webhook never undoes a later state.
+forward (awaiting_payment -> authorized -> captured [-> partially_refunded] -> refunded, or to
+failed / canceled), so a late or repeated webhook never undoes a later state.
+
+Refunds as Stripe has them: every refund of a charge, partial or full, sends `charge.refunded` with
+the charge's `amount_refunded` so far (cumulative). The payment keeps the largest such figure: a
+partial refund (less than the charge) records it, `partially_refunded`, and says how much it added
+(`PaymentPartiallyRefunded`; no stock moves); the refund that completes the charge (Stripe's
+`refunded` flag, or `amount_refunded` reaching the amount) is the full refund, `PaymentRefunded`, on
+which the order restocks. Taking the maximum, not a sum, makes a redelivered or late event (an
+earlier, smaller figure) change nothing even once its id is no longer remembered.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from streams.models import (
     CancelPayment,
     CapturePayment,
     Envelope,
+    Money,
     Payload,
     Payment,
     PaymentAuthorized,
@@ -27,6 +36,7 @@ from streams.models import (
     PaymentCaptured,
     PaymentFailed,
     PaymentIntentCreated,
+    PaymentPartiallyRefunded,
     PaymentRefunded,
     PaymentStatus,
     RefundPayment,
@@ -37,6 +47,8 @@ from streams.tables.decision import Decision, UnhandledEvent
 
 REMEMBERED_STRIPE_EVENTS = 50
 CANCELLABLE = (PaymentStatus.AWAITING_PAYMENT, PaymentStatus.AUTHORIZED)
+# The money was taken and not all of it went back yet: a refund can still be made or reported.
+REFUNDABLE = (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED)
 
 
 @dataclass(frozen=True)
@@ -66,11 +78,11 @@ def plan(state: Payment | None, event: Envelope) -> StripeCall | None:
         return StripeCall("capture", state.intent_id)
     if isinstance(payload, CancelPayment) and state.status in CANCELLABLE:
         return StripeCall("cancel", state.intent_id)
-    if isinstance(payload, CancelPayment) and state.status == PaymentStatus.CAPTURED:
+    if isinstance(payload, CancelPayment) and state.status in REFUNDABLE:
         # The order was cancelled while paid, but its CapturePayment was queued first and won: the money
         # was taken for an order that gave its stock back, so voiding it means refunding it.
         return StripeCall("refund", state.intent_id)
-    if isinstance(payload, RefundPayment) and state.status == PaymentStatus.CAPTURED:
+    if isinstance(payload, RefundPayment) and state.status in REFUNDABLE:
         return StripeCall("refund", state.intent_id)
     return None
 
@@ -108,8 +120,35 @@ def complete_call(state: Payment, call: StripeCall, outcome: StripeOutcome, reas
     if call.action == "cancel":
         canceled = PaymentCanceled(order_id=state.order_id, intent_id=state.intent_id, reason=reason)
         return _moved(state, PaymentStatus.CANCELED, canceled, reason=reason)
+    # Stripe refunds what is left of the charge: with partial refunds before, the whole is back now.
     refunded = PaymentRefunded(order_id=state.order_id, intent_id=state.intent_id, amount=state.amount)
-    return _moved(state, PaymentStatus.REFUNDED, refunded, reason=reason)
+    return _moved(state, PaymentStatus.REFUNDED, refunded, reason=reason, refunded=state.amount)
+
+
+def charge_refunded(state: Payment, received: StripeEventReceived) -> Decision[Payment]:
+    """A `charge.refunded` for the payment's intent, captured and not yet refunded in full."""
+    assert state.intent_id is not None
+    charge, currency = received.charge, state.amount.currency
+    before = state.refunded.amount if state.refunded is not None else 0
+    if charge is None:
+        # Written before webhooks carried the charge's amounts, when every refund was taken as full.
+        refunded_in_full, so_far = True, state.amount.amount
+    elif charge.currency != currency:
+        return Decision(state)  # not a charge of this payment
+    else:
+        refunded_in_full = charge.refunded or charge.amount_refunded >= charge.amount
+        so_far = max(before, charge.amount_refunded)
+    if refunded_in_full:
+        refunded = PaymentRefunded(order_id=state.order_id, intent_id=state.intent_id, amount=state.amount)
+        return _moved(state, PaymentStatus.REFUNDED, refunded, reason="refunded in Stripe",
+                      refunded=Money(amount=so_far, currency=currency))
+    if so_far == before:
+        return Decision(state)  # an earlier refund's event, late: already counted
+    partial = PaymentPartiallyRefunded(
+        order_id=state.order_id, intent_id=state.intent_id, amount=Money(amount=so_far - before, currency=currency),
+        refunded=Money(amount=so_far, currency=currency),
+    )
+    return _moved(state, PaymentStatus.PARTIALLY_REFUNDED, partial, refunded=partial.refunded)
 
 
 def webhook(state: Payment, received: StripeEventReceived) -> Decision[Payment]:
@@ -133,9 +172,8 @@ def webhook(state: Payment, received: StripeEventReceived) -> Decision[Payment]:
         reason = "the PaymentIntent was canceled in Stripe"
         canceled = PaymentCanceled(order_id=state.order_id, intent_id=intent_id, reason=reason)
         return _moved(state, PaymentStatus.CANCELED, canceled, reason=reason)
-    if kind == "charge.refunded" and status == PaymentStatus.CAPTURED:
-        refunded = PaymentRefunded(order_id=state.order_id, intent_id=intent_id, amount=state.amount)
-        return _moved(state, PaymentStatus.REFUNDED, refunded, reason="refunded in Stripe")
+    if kind == "charge.refunded" and status in REFUNDABLE:
+        return charge_refunded(state, received)
     return Decision(state)
 
 

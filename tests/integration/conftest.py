@@ -11,10 +11,9 @@ import pytest
 from devtools.replay import read_fixture, replay
 from streams.settings import Settings
 from tests.conftest import Api, token
-from tests.harness import Stack
+from tests.harness import WEBHOOK_SECRET, Stack
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-WEBHOOK_SECRET = "whsec_integration_tests"
 
 
 
@@ -49,7 +48,8 @@ async def seed_catalog_and_stock(stack: Stack, api: Api) -> None:
 @pytest.fixture(scope="module")
 def stack_env(stripe_mock: str, request: pytest.FixtureRequest) -> dict[str, str]:
     """The environment of a module's stack: the session's stripe-mock and the module's `STACK_ENV`;
-    a module overrides this fixture to point elsewhere (a Stripe that hangs)."""
+    a module overrides this fixture to point elsewhere (a Stripe that hangs). Not development mode:
+    `Stack` passes strong secrets, the ones `token` and `WEBHOOK_SECRET` sign with."""
     return {"STRIPE_API_BASE": stripe_mock, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
             **getattr(request.module, "STACK_ENV", {})}
 

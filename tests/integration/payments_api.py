@@ -14,12 +14,14 @@ from tests.integration.orders_api import place, settled
 
 
 async def send_webhook(api: Api, event_type: str, order: dict[str, Any], *, event_id: str | None = None,
-                       failure_message: str = "Your card was declined.", secret: str = WEBHOOK_SECRET) -> Reply:
-    """POST a signed Stripe event about the order's PaymentIntent to the gateway's webhook."""
+                       failure_message: str = "Your card was declined.", secret: str = WEBHOOK_SECRET,
+                       **event_fields: Any) -> Reply:
+    """POST a signed Stripe event about the order's PaymentIntent to the gateway's webhook;
+    `event_fields` go to `build_event` (`amount_refunded=`, `metadata=False`)."""
     event = build_event(
         event_type, order_id=uuid.UUID(order["order_id"]), tenant="acme", intent_id=order["payment"]["intent_id"],
         amount=order["total"]["amount"], currency=order["total"]["currency"], event_id=event_id,
-        failure_message=failure_message,
+        failure_message=failure_message, **event_fields,
     )
     body = json.dumps(event).encode()
     return await api.post("/v1/payments/webhook", None, raw=body,

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import Api, read_topic
-from tests.harness import Stack
+from tests.harness import WORKER_READ_HEADERS, Stack
 from tests.integration.orders_api import settled, stock
 
 SKUS = ("MUG-1", "POT-1", "CUP-1")
@@ -68,7 +68,7 @@ async def held_by_order(stack: Stack, sku: str) -> dict[str, int]:
     """The SKU's holds (order id -> units) as the inventory table stores them, read from the worker
     that owns the SKU (the others answer 421)."""
     answers = []
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=WORKER_READ_HEADERS) as session:
         for worker in [w for w in stack.workers.values() if w.running]:
             async with session.get(f"{worker.url}/state/inventory", params={"key": f"acme/{sku}"}) as reply:
                 if reply.status == 200:

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.partitioning import CONFLUENT_PARTITIONER, partition_for
 from tests.conftest import Api, read_topic, token
-from tests.harness import Stack, eventually, http_status
+from tests.harness import WORKER_READ_HEADERS, Stack, eventually, http_status
 
 VENDOR = token("vendor")
 CUSTOMER = token("customer")
@@ -76,6 +76,23 @@ async def test_an_expired_token_is_refused(api: Api) -> None:
     expired = jwt.encode({"sub": "a", "role": "vendor", "tenant": "acme", "exp": 1}, JWT_SECRET, algorithm="HS256")
     reply = await api.get("/v1/products/LAMP-1", expired)
     assert reply.status == 401 and reply.body["error"]["code"] == "token_expired"
+
+
+async def test_a_worker_serves_state_and_assignment_only_with_the_gateways_credential(api: Api, stack: Stack) -> None:
+    await api.post("/v1/products", VENDOR, product("SAFE-1"))
+    assert (await api.get("/v1/products/SAFE-1", CUSTOMER)).status == 200  # the gateway's reads pass
+    worker = stack.workers[0].url
+    forged = {"Authorization": "Bearer " + "0" * 64}
+    for path in ("/state/catalog?key=acme/SAFE-1", "/fc/assignment"):
+        assert http_status(f"{worker}{path}") == 401
+        assert http_status(f"{worker}{path}", forged) == 401
+        assert http_status(f"{worker}{path}", WORKER_READ_HEADERS) == 200
+    # Readiness stays open to a probe, and says nothing more than ready or not
+    with urllib.request.urlopen(f"{worker}/fc/ready", timeout=5) as response:
+        assert json.load(response) == {"ready": True}
+    request = urllib.request.Request(f"{worker}/fc/ready", headers=WORKER_READ_HEADERS)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.load(response)["partitions"]
 
 
 async def test_gateway_worker_and_plain_producer_partition_keys_alike(api: Api, stack: Stack) -> None:
@@ -146,14 +163,15 @@ async def test_a_second_worker_takes_over_and_serves_after_the_first_stops(api: 
     # When both serve: each owns some catalog partitions, the first refuses a key of the second's
     # with 421, and the gateway routes every read to its owner
     def owned(worker_url: str) -> set[int]:
-        with urllib.request.urlopen(f"{worker_url}/fc/assignment", timeout=5) as response:
+        request = urllib.request.Request(f"{worker_url}/fc/assignment", headers=WORKER_READ_HEADERS)
+        with urllib.request.urlopen(request, timeout=5) as response:
             return set(json.load(response)["tables"]["catalog"])
 
     eventually(lambda: owned(second.url) and owned(first.url), 60, "partitions spread over both workers")
     second_partitions = owned(second.url)
     remote = [sku for sku in skus if partition_for(f"acme/{sku}".encode(), stack.partitions) in second_partitions]
     assert remote, "no key landed on the second worker's partitions"
-    assert http_status(f"{first.url}/state/catalog?key=acme/{remote[0]}") == 421
+    assert http_status(f"{first.url}/state/catalog?key=acme/{remote[0]}", WORKER_READ_HEADERS) == 421
     for sku in skus:
         read = await api.get(f"/v1/products/{sku}", CUSTOMER)
         assert read.status == 200 and read.body["sku"] == sku

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import Api
-from tests.harness import Stack, eventually_async
+from tests.harness import WORKER_READ_HEADERS, Stack, eventually_async
 from tests.integration.orders_api import place
 from tests.integration.settlement import burst, each_settled_once, levels
 
@@ -27,7 +27,8 @@ def api(seeded_api: Api) -> Api:
 
 
 def served_partitions(url: str) -> set[int]:
-    with urllib.request.urlopen(f"{url}/fc/assignment", timeout=5) as response:
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/fc/assignment", headers=WORKER_READ_HEADERS),
+                                timeout=5) as response:
         return set(json.load(response)["tables"]["orders"])
 
 

@@ -206,7 +206,8 @@ async def test_a_bad_api_key_is_rejected_not_retried(stripe_mock: str, call_log:
 
 
 async def test_the_settings_make_a_working_adapter(stripe_mock: str, call_log: Path) -> None:
-    settings = Settings(stripe_api_base=stripe_mock, stripe_call_log=call_log)
+    settings = Settings(stripe_api_key=DEVELOPMENT_STRIPE_API_KEY, stripe_api_base=stripe_mock,
+                        stripe_call_log=call_log)
     payments = StripePayments.from_settings(settings)
     try:
         intent = await payments.retrieve("pi_fc_test")

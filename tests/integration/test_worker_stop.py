@@ -15,7 +15,7 @@ from streams import topics
 from streams.models import Envelope, Money, ProductUpserted
 from streams.partitioning import CONFLUENT_PARTITIONER
 from streams.settings import load
-from tests.harness import RUNS_DIR, Stack, eventually, free_port, http_status
+from tests.harness import RUNS_DIR, WORKER_READ_HEADERS, Stack, eventually, free_port, http_status
 
 PRODUCTS = 20000
 
@@ -41,7 +41,7 @@ def test_sigterm_with_the_broker_gone_stops_the_worker_by_itself(broker: KafkaBr
         spec, key = topics.route(event)
         producer.produce(stack.topic(spec.name), event.to_bytes(), key)
     producer.flush(30)
-    eventually(lambda: http_status(f"{worker.url}/state/catalog?key=acme/STOP-0") == 200, 60,
+    eventually(lambda: http_status(f"{worker.url}/state/catalog?key=acme/STOP-0", WORKER_READ_HEADERS) == 200, 60,
                "the worker committing the first products of the backlog")
 
     # When the broker stops first, and then the worker is asked to stop

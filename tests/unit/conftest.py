@@ -106,6 +106,8 @@ def sample_payloads() -> dict[str, m.Payload]:
         m.PaymentFailed(order_id=order_id, intent_id="pi_1", action="authorize", reason="card declined"),
         m.PaymentCanceled(order_id=order_id, intent_id="pi_1", reason="order cancelled"),
         m.PaymentRefunded(order_id=order_id, intent_id="pi_1", amount=price),
+        m.PaymentPartiallyRefunded(order_id=order_id, intent_id="pi_1", amount=m.Money(amount=250, currency="USD"),
+                                   refunded=m.Money(amount=400, currency="USD")),
         m.OpenCampaign(**campaign, group_price=group_price, target_quantity=5, max_quantity=20, ends_at=ends_at,
                        opened_by="vendor-1"),
         m.PledgeToCampaign(campaign_id="camp-7", pledge_id=pledge_id, customer="cust-1", quantity=2),

@@ -142,11 +142,14 @@ def decide(make_envelope):
 
 
 def assert_refused(decision: Decision[Campaign], before: Campaign, command, reason: str) -> None:
-    """Nothing but the customer's verdict changed, and the refusal is told with its reason."""
+    """Nothing but the customer's verdicts changed (the refusal is the latest, the verdict it replaces
+    is kept among the earlier ones), and the refusal is told with its reason."""
     quantity = command.quantity if isinstance(command, PledgeToCampaign) else 0
-    assert decision.state == before.model_copy(
-        update={"results": {**before.results, command.customer: verdict(command, False, reason)}}
-    )
+    update: dict[str, object] = {"results": {**before.results, command.customer: verdict(command, False, reason)}}
+    if command.customer in before.results:
+        earlier = (*before.earlier_results.get(command.customer, ()), before.results[command.customer])
+        update["earlier_results"] = {**before.earlier_results, command.customer: earlier}
+    assert decision.state == before.model_copy(update=update)
     assert decision.events == [rejected(command.customer, quantity, reason)]
 
 
@@ -499,6 +502,103 @@ def test_a_replayed_pledge_or_withdrawal_is_a_no_op(decide, pledges, command):
 
     # Then nothing changes: no unit counted twice, no verdict or event repeated
     assert decision == Decision(after_others)
+
+
+def keyed(command: PledgeToCampaign | WithdrawPledge, request_hash: str) -> PledgeToCampaign | WithdrawPledge:
+    """The request as an Idempotency-Key names it: its hash travels with it."""
+    return command.model_copy(update={"request_hash": request_hash})
+
+
+@pytest.mark.parametrize(
+    ("pledges", "command", "expected"),
+    [
+        ({}, keyed(pledge_cmd(ALICE, 3), "h-1"),
+         PledgeResult(pledge_id=request_id("pledge", ALICE, 3), accepted=True, quantity=3, request_hash="h-1")),
+        ({BOB: 9}, keyed(pledge_cmd(ALICE, 3), "h-1"),
+         PledgeResult(pledge_id=request_id("pledge", ALICE, 3), accepted=False, quantity=3, request_hash="h-1",
+                      reason="max_quantity_reached: 1 of 10 units are left for you")),
+        ({ALICE: 2}, keyed(withdraw_cmd(ALICE), "h-1"),
+         PledgeResult(pledge_id=request_id("withdraw", ALICE), accepted=True, quantity=0, request_hash="h-1")),
+    ],
+    ids=["accepted", "refused", "withdrawn"],
+)
+def test_a_verdict_keeps_the_hash_of_the_request_it_decided(decide, pledges, command, expected):
+    decision = decide(campaign(CampaignStatus.OPEN, pledges), command)
+    assert decision.state.results[ALICE] == expected
+
+
+def test_a_request_replayed_after_the_customers_newer_ones_is_a_no_op(decide):
+    # Given alice pledged 2 (key k1), then changed it to 4 (k2), then withdrew (k3)
+    first = keyed(pledge_cmd(ALICE, 2, pledge_id=request_id("k1")), "pledge-2")
+    state = campaign(CampaignStatus.OPEN, {BOB: 1})
+    for command in (first, keyed(pledge_cmd(ALICE, 4, pledge_id=request_id("k2")), "pledge-4"),
+                    keyed(withdraw_cmd(ALICE, pledge_id=request_id("k3")), "withdraw")):
+        state = decide(state, command).state
+    assert ALICE not in state.pledges
+
+    # When her first pledge is delivered again (a retry whose answer was lost)
+    decision = decide(state, first)
+
+    # Then it does not pledge again: her withdrawal stands, and the first verdict is still there to answer with
+    assert decision == Decision(state)
+    assert campaigns.decided(state, ALICE, request_id("k1")) == PledgeResult(
+        pledge_id=request_id("k1"), accepted=True, quantity=2, request_hash="pledge-2")
+
+
+def test_a_request_id_with_another_body_changes_nothing_and_the_first_hash_stays(decide):
+    # Given alice's pledge of 2 under a key
+    state = decide(campaign(CampaignStatus.OPEN), keyed(pledge_cmd(ALICE, 2, pledge_id=request_id("k")), "two")).state
+
+    # When the same key comes with a pledge of 5, or as a withdrawal
+    for other in (keyed(pledge_cmd(ALICE, 5, pledge_id=request_id("k")), "five"),
+                  keyed(withdraw_cmd(ALICE, pledge_id=request_id("k")), "withdraw")):
+        decision = decide(state, other)
+
+        # Then the first request stands: 2 units, its hash kept for the gateway to compare
+        assert decision == Decision(state)
+    assert state.pledges == {ALICE: 2} and state.results[ALICE].request_hash == "two"
+
+
+@pytest.mark.parametrize(
+    ("later", "decided_again"),
+    [
+        (campaigns.REMEMBERED_PLEDGE_REQUESTS - 1, False),  # the 10 latest verdicts include it
+        (campaigns.REMEMBERED_PLEDGE_REQUESTS, True),  # pushed out by 10 newer requests
+    ],
+)
+def test_a_customer_s_latest_verdicts_only_are_remembered(decide, later, decided_again):
+    # Given alice's pledge of 1, then `later` pledges of hers of 2 and 3 units in turn
+    first = pledge_cmd(ALICE, 1, pledge_id=request_id("first"))
+    state = decide(campaign(CampaignStatus.OPEN), first).state
+    for n in range(later):
+        state = decide(state, pledge_cmd(ALICE, 2 + n % 2, pledge_id=request_id("later", n))).state
+    remembered = [state.results[ALICE], *state.earlier_results.get(ALICE, ())]
+    assert len(remembered) == min(later + 1, campaigns.REMEMBERED_PLEDGE_REQUESTS)
+
+    # When the first pledge is delivered again
+    decision = decide(state, first)
+
+    # Then it is a no-op while remembered, and decided anew once forgotten (the documented bound)
+    assert decision.state.pledges[ALICE] == (1 if decided_again else state.pledges[ALICE])
+    assert len(decision.events) == (1 if decided_again else 0)
+
+
+def test_earlier_verdicts_are_kept_oldest_first(decide):
+    state = campaign(CampaignStatus.OPEN)
+    commands = [pledge_cmd(ALICE, 1), pledge_cmd(ALICE, 2), withdraw_cmd(ALICE), pledge_cmd(ALICE, 3)]
+    for command in commands:
+        state = decide(state, command).state
+    assert state.results[ALICE] == verdict(commands[3], True)
+    assert state.earlier_results[ALICE] == (verdict(commands[0], True), verdict(commands[1], True),
+                                            verdict(commands[2], True))
+
+
+def test_opening_keeps_the_request_hash_and_a_second_opening_with_another_keeps_the_first(decide):
+    first = open_cmd().model_copy(update={"request_hash": "first"})
+    opened = decide(None, first).state
+    assert opened.request_hash == "first"
+    again = decide(opened, open_cmd(target=1).model_copy(update={"request_hash": "other"}))
+    assert again == Decision(opened)
 
 
 # --- the deadline ----------------------------------------------------------------------------

@@ -307,7 +307,9 @@ def test_adjust_is_applied_when_stock_stays_consistent(decide, on_hand, held, de
     # Then on_hand moves, the holds stay, and the outcome is remembered as applied
     assert decision.state.on_hand == expected_on_hand
     assert decision.state.holds == state.holds
-    assert decision.state.recent_adjustments == {str(ADJUSTMENT): AdjustmentOutcome(applied=True)}
+    assert decision.state.recent_adjustments == {
+        str(ADJUSTMENT): AdjustmentOutcome(applied=True, on_hand=expected_on_hand, reserved=held)
+    }
     assert decision.events == [
         StockAdjusted(
             adjustment_id=ADJUSTMENT, sku=SKU, delta=delta, reason="cycle count", on_hand=expected_on_hand, reserved=held
@@ -383,6 +385,82 @@ def test_recent_adjustments_keep_only_the_latest(decide, count):
 
     # Then only the latest REMEMBERED_ADJUSTMENTS are remembered, oldest first
     assert list(state.recent_adjustments) == [str(i) for i in ids[-inventory.REMEMBERED_ADJUSTMENTS:]]
+
+
+def keyed_adjust_cmd(delta: int, request_hash: str, adjustment: uuid.UUID = ADJUSTMENT) -> AdjustStock:
+    """An adjustment a client named with an Idempotency-Key: its request's hash travels with it."""
+    return AdjustStock(adjustment_id=adjustment, sku=SKU, delta=delta, reason="restock", request_hash=request_hash)
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "held", "delta", "expected"),
+    [
+        (10, 4, 5, AdjustmentOutcome(applied=True, request_hash="h-1", on_hand=15, reserved=4)),
+        (10, 4, -6, AdjustmentOutcome(applied=True, request_hash="h-1", on_hand=4, reserved=4)),
+        (10, 4, -7, AdjustmentOutcome(applied=False, request_hash="h-1",
+                                      reason="insufficient_stock: 4 units are held by orders; on_hand cannot go below that")),
+    ],
+    ids=["restock", "write-off-to-the-holds", "refused"],
+)
+def test_a_keyed_adjustment_remembers_its_request_and_the_stock_right_after_it(decide, on_hand, held, delta, expected):
+    # Given 10 units on hand, 4 of them held by an order
+    state = level(on_hand, {ORDER: held})
+
+    # When an adjustment named by a client's key arrives
+    decision = decide(state, keyed_adjust_cmd(delta, "h-1"))
+
+    # Then its outcome carries the request's hash and, when applied, the stock the first answer shows
+    assert decision.state.recent_adjustments == {str(ADJUSTMENT): expected}
+
+
+@pytest.mark.parametrize("first_delta", [5, -99], ids=["applied", "refused"])
+def test_a_replay_with_another_body_changes_nothing_and_the_first_request_stays_remembered(decide, first_delta):
+    # Given a keyed adjustment decided on 10 units on hand
+    after_first = decide(level(on_hand=10), keyed_adjust_cmd(first_delta, "first-body")).state
+
+    # When the same key comes with another body (the same adjustment id, another hash), as a
+    # concurrent request or a later one
+    decision = decide(after_first, keyed_adjust_cmd(3, "other-body"))
+
+    # Then nothing changes: the outcome keeps the first request's hash, which the gateway compares
+    assert decision.state == after_first
+    assert decision.events == []
+    assert decision.state.recent_adjustments[str(ADJUSTMENT)].request_hash == "first-body"
+
+
+def test_the_first_answer_of_an_adjustment_does_not_follow_later_stock_changes(decide):
+    # Given a restock of 5 onto 10 units on hand, 4 held
+    state = decide(level(10, {ORDER: 4}), keyed_adjust_cmd(5, "h-1")).state
+
+    # When other orders hold units and another adjustment follows
+    state = decide(state, reserve_cmd(3, OTHER_ORDER)).state
+    state = decide(state, adjust_cmd(-2, uuid.UUID(int=101))).state
+
+    # Then the restock's outcome still shows the stock right after it: 15 on hand, 4 reserved
+    assert (state.on_hand, state.reserved) == (13, 7)
+    assert state.recent_adjustments[str(ADJUSTMENT)] == AdjustmentOutcome(
+        applied=True, request_hash="h-1", on_hand=15, reserved=4)
+
+
+@pytest.mark.parametrize(
+    ("later", "applied_again"),
+    [
+        (inventory.REMEMBERED_ADJUSTMENTS - 1, False),  # still among the latest 100
+        (inventory.REMEMBERED_ADJUSTMENTS, True),  # pushed out by 100 later adjustments
+    ],
+)
+def test_a_key_is_remembered_for_the_latest_adjustments_of_its_sku_only(decide, later, applied_again):
+    # Given a keyed restock of 1, then `later` other adjustments of 1 unit each
+    state = decide(level(on_hand=0), keyed_adjust_cmd(1, "h-1")).state
+    for n in range(later):
+        state = decide(state, adjust_cmd(1, uuid.UUID(int=5000 + n))).state
+
+    # When the restock is replayed
+    decision = decide(state, keyed_adjust_cmd(1, "h-1"))
+
+    # Then it is a no-op while remembered, and a new adjustment once forgotten (the documented bound)
+    assert decision.state.on_hand == 1 + later + (1 if applied_again else 0)
+    assert len(decision.events) == (1 if applied_again else 0)
 
 
 # --- campaign holds --------------------------------------------------------------------------

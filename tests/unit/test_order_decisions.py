@@ -26,6 +26,7 @@ from streams.models import (
     PaymentCaptured,
     PaymentFailed,
     PaymentIntentCreated,
+    PaymentPartiallyRefunded,
     PaymentRefunded,
     PaymentStatus,
     PlaceOrder,
@@ -130,6 +131,11 @@ def payment_canceled() -> PaymentCanceled:
 
 def refunded() -> PaymentRefunded:
     return PaymentRefunded(order_id=ORDER_ID, intent_id=INTENT, amount=TOTAL)
+
+
+def partially_refunded(added: int, so_far: int) -> PaymentPartiallyRefunded:
+    return PaymentPartiallyRefunded(order_id=ORDER_ID, intent_id=INTENT, amount=Money(amount=added, currency="USD"),
+                                    refunded=Money(amount=so_far, currency="USD"))
 
 
 def changed(status: str, previous: str | None, lines=LINES, *, reason=None, total=None) -> OrderStatusChanged:
@@ -274,6 +280,24 @@ def test_second_place_order_is_a_no_op(decide, order_in, status):
     # Then the first placement stands and nothing is emitted
     assert decision.state == existing
     assert decision.events == []
+
+
+@pytest.mark.parametrize("first", ["one-a", "nine-c"])
+def test_of_two_placements_with_one_id_the_first_one_s_hash_is_kept(decide, first):
+    # Given two requests with one Idempotency-Key (one order id) and different bodies, in either order
+    bodies = {"one-a": place_cmd((("A", 1),)), "nine-c": place_cmd((("C", 9),))}
+    hashes = {"one-a": "hash-1", "nine-c": "hash-2"}
+    commands = {name: command.model_copy(update={"request_hash": hashes[name]}) for name, command in bodies.items()}
+    second = "nine-c" if first == "one-a" else "one-a"
+
+    # When the orders agent decides them in that order
+    state = decide(None, commands[first], T0).state
+    decision = decide(state, commands[second], T1)
+
+    # Then the order is the first one, with its hash: the gateway answers the other request 409
+    assert decision.state == state and decision.events == []
+    assert state.request_hash == hashes[first]
+    assert [(line.sku, line.quantity) for line in state.lines] == {"one-a": [("A", 1)], "nine-c": [("C", 9)]}[first]
 
 
 # --- reservation results ---------------------------------------------------------------------
@@ -515,6 +539,7 @@ EVENTS = {
     "failed-refund": payment_failed("refund"),
     "canceled": payment_canceled(),
     "refunded": refunded(),
+    "partially-refunded": partially_refunded(300, 300),
     "cancel": cancel_cmd(),
     "expire": expire_cmd(),
 }
@@ -566,8 +591,15 @@ TRANSITIONS = {
     # The order's own void coming back: only the payment it shows changes.
     ("cancelled-when-paid", "canceled"): Moves(payment=PaymentStatus.CANCELED),
     ("expired-when-payment-pending", "canceled"): Moves(payment=PaymentStatus.CANCELED),
-    **{(s, "refunded"): Moves(to=(OrderStatus.REFUNDED,), asks=("restock",), payment=PaymentStatus.REFUNDED)
-       for s in (OrderStatus.CONFIRMED, OrderStatus.REFUNDING)},
+    **{(s, "refunded"): Moves(
+        to=(OrderStatus.REFUNDED,), asks=("restock",),
+        payment=OrderPayment(intent_id=INTENT, client_secret=SECRET, status=PaymentStatus.REFUNDED, refunded=TOTAL),
+    ) for s in (OrderStatus.CONFIRMED, OrderStatus.REFUNDING)},
+    # Part of a sold order refunded in Stripe: recorded on its payment; the status stays, no unit moves.
+    **{(s, "partially-refunded"): Moves(payment=OrderPayment(
+        intent_id=INTENT, client_secret=SECRET, status=PaymentStatus.PARTIALLY_REFUNDED,
+        refunded=Money(amount=300, currency="USD"),
+    )) for s in (OrderStatus.CONFIRMED, OrderStatus.REFUNDING)},
     ("pending", "cancel"): Moves(to=(OrderStatus.CANCELLED,), asks=("release",), reason=CANCELLED_REASON),
     **{(s, "cancel"): Moves(to=(OrderStatus.CANCELLED,), asks=("release", "void"), reason=CANCELLED_REASON)
        for s in OPEN_WITH_INTENT},
@@ -666,7 +698,9 @@ def test_the_order_shows_its_intent_status_and_keeps_the_client_secret(order_in,
     order = order_in(status)
 
     # Then it shows the intent's status, still with the secret the customer pays with, and no hold once paid
-    assert order.payment == OrderPayment(intent_id=INTENT, client_secret=SECRET, status=payment_status)
+    refunded_amount = TOTAL if status == OrderStatus.REFUNDED else None
+    assert order.payment == OrderPayment(intent_id=INTENT, client_secret=SECRET, status=payment_status,
+                                         refunded=refunded_amount)
     assert order.hold_expires_at == (T1 + TTL if status == OrderStatus.PAYMENT_PENDING else None)
 
 
@@ -688,6 +722,72 @@ def test_refund_restock_ids_are_fixed_by_order_and_sku(decide, order_in):
     assert len(set(ids)) == len(LINES)
     assert [event.sku for event in elsewhere] == [sku for sku, _ in LINES]
     assert not {event.adjustment_id for event in elsewhere} & set(ids)
+
+
+# --- refunds made in Stripe: partial, several, then the rest ------------------------------------
+
+
+def test_partial_refunds_add_up_on_the_order_and_move_no_stock(decide, order_in):
+    # Given a confirmed order of 2265 USD (1 x 250 + 2 x 1000 + 3 x 5)
+    order = order_in(OrderStatus.CONFIRMED)
+
+    # When Stripe refunds 300 of it, then 500 more (800 so far), the second told twice
+    first = decide(order, partially_refunded(300, 300), T_EVENT)
+    second = decide(first.state, partially_refunded(500, 800), T_EVENT)
+    replayed = decide(second.state, partially_refunded(500, 800), T_EVENT)
+
+    # Then the order stays confirmed with no new history, shows 300 and then 800 USD refunded, and
+    # nothing is asked of inventory or anyone else; the repeat changes nothing
+    assert first.state.status == second.state.status == OrderStatus.CONFIRMED
+    assert second.state.history == order.history
+    assert first.state.payment == OrderPayment(intent_id=INTENT, client_secret=SECRET,
+                                               status=PaymentStatus.PARTIALLY_REFUNDED,
+                                               refunded=Money(amount=300, currency="USD"))
+    assert second.state.payment.refunded == Money(amount=800, currency="USD")
+    assert first.events == second.events == []
+    assert replayed == Decision(second.state)
+
+
+def test_an_earlier_partial_refund_arriving_late_does_not_lower_the_amount(decide, order_in):
+    # Given a confirmed order that shows 800 USD refunded
+    order = decide(order_in(OrderStatus.CONFIRMED), partially_refunded(800, 800), T_EVENT).state
+
+    # When the news of the first 300 arrives after it
+    decision = decide(order, partially_refunded(300, 300), T_EVENT)
+
+    # Then nothing changes
+    assert decision == Decision(order)
+
+
+def test_the_refund_that_completes_partial_ones_restocks_every_unit_once(decide, order_in):
+    # Given a confirmed order with 800 of its 2265 USD refunded
+    order = decide(order_in(OrderStatus.CONFIRMED), partially_refunded(800, 800), T_EVENT).state
+
+    # When the rest is refunded (Stripe's refund of the whole charge), and that news arrives twice
+    done = decide(order, refunded(), T_REFUNDED)
+    again = decide(done.state, refunded(), T_EVENT)
+
+    # Then the order is refunded, shows the whole 2265 USD back, and puts back 1 A, 2 B and 3 C, once
+    assert done.state.status == OrderStatus.REFUNDED
+    assert done.state.payment.refunded == Money(amount=2265, currency="USD")
+    assert done.state.payment.status == PaymentStatus.REFUNDED
+    assert done.events == [changed(OrderStatus.REFUNDED, OrderStatus.CONFIRMED, total=TOTAL), *restock()]
+    assert [(e.sku, e.delta) for e in done.events[1:]] == [("A", 1), ("B", 2), ("C", 3)]
+    assert again == Decision(done.state)
+    # ... and a partial refund's news arriving after it changes nothing either
+    assert decide(done.state, partially_refunded(300, 300), T_EVENT) == Decision(done.state)
+
+
+def test_a_partially_refunded_order_can_still_be_cancelled_for_the_rest(decide, order_in):
+    # Given a confirmed order with 300 USD refunded in Stripe
+    order = decide(order_in(OrderStatus.CONFIRMED), partially_refunded(300, 300), T_EVENT).state
+
+    # When the customer cancels it
+    decision = decide(order, cancel_cmd(), T_EVENT)
+
+    # Then it asks for the refund (of what is left, Stripe's default) as any confirmed order does
+    assert decision.state.status == OrderStatus.REFUNDING
+    assert decision.events[1:] == [RefundPayment(order_id=ORDER_ID, reason=CANCELLED_REASON)]
 
 
 # --- history ---------------------------------------------------------------------------------

@@ -20,9 +20,11 @@ from streams.models import (
     PaymentCaptured,
     PaymentFailed,
     PaymentIntentCreated,
+    PaymentPartiallyRefunded,
     PaymentRefunded,
     PaymentStatus,
     PlaceOrder,
+    RefundedCharge,
     RefundPayment,
     RequestPayment,
     StockReserved,
@@ -54,22 +56,25 @@ STATUSES = [
     PaymentStatus.AWAITING_PAYMENT,
     PaymentStatus.AUTHORIZED,
     PaymentStatus.CAPTURED,
+    PaymentStatus.PARTIALLY_REFUNDED,
     PaymentStatus.REFUNDED,
     PaymentStatus.FAILED,
     PaymentStatus.CANCELED,
 ]
 
 
-def payment(status: str, *, intent_id: str | None = INTENT, seen: tuple[str, ...] = ()) -> Payment:
+def payment(status: str, *, intent_id: str | None = INTENT, seen: tuple[str, ...] = (),
+            refunded: Money | None = None) -> Payment:
     return Payment(
-        order_id=ORDER_ID, tenant=TENANT, amount=AMOUNT, status=status, intent_id=intent_id, seen_stripe_events=seen
+        order_id=ORDER_ID, tenant=TENANT, amount=AMOUNT, status=status, intent_id=intent_id, seen_stripe_events=seen,
+        refunded=refunded,
     )
 
 
 def webhook(kind: str, event_id: str = "evt_1", *, intent_id: str | None = INTENT,
-            failure_message: str | None = None) -> StripeEventReceived:
+            failure_message: str | None = None, charge: RefundedCharge | None = None) -> StripeEventReceived:
     return StripeEventReceived(order_id=ORDER_ID, stripe_event_id=event_id, stripe_type=kind, intent_id=intent_id,
-                               failure_message=failure_message)
+                               failure_message=failure_message, charge=charge)
 
 
 def failed(action: str, reason: str, intent_id: str | None = INTENT) -> PaymentFailed:
@@ -130,6 +135,9 @@ PLANS = {
     (PaymentStatus.CAPTURED, "refund"): StripeCall("refund", INTENT),
     # The order was cancelled while paid but its capture, queued first, won: voiding the money is a refund.
     (PaymentStatus.CAPTURED, "cancel"): StripeCall("refund", INTENT),
+    # Part of it was refunded in Stripe: the refund (or a late cancel) gives back the rest.
+    (PaymentStatus.PARTIALLY_REFUNDED, "refund"): StripeCall("refund", INTENT),
+    (PaymentStatus.PARTIALLY_REFUNDED, "cancel"): StripeCall("refund", INTENT),
 }
 
 
@@ -220,10 +228,14 @@ def test_a_first_request_without_the_create_outcome_is_an_error(decide):
         (PaymentStatus.CAPTURED, "refund", REFUSED, PaymentStatus.CAPTURED, DECLINED, failed("refund", DECLINED)),
         (PaymentStatus.CAPTURED, "cancel", OK, PaymentStatus.REFUNDED, CANCEL_REASON, REFUNDED_EVENT),
         (PaymentStatus.CAPTURED, "cancel", REFUSED, PaymentStatus.CAPTURED, DECLINED, failed("refund", DECLINED)),
+        (PaymentStatus.PARTIALLY_REFUNDED, "refund", OK, PaymentStatus.REFUNDED, REFUND_REASON, REFUNDED_EVENT),
+        (PaymentStatus.PARTIALLY_REFUNDED, "refund", REFUSED, PaymentStatus.PARTIALLY_REFUNDED, DECLINED,
+         failed("refund", DECLINED)),
     ],
     ids=[
         "capture", "capture-refused", "cancel-awaiting", "cancel-authorized", "cancel-refused", "refund",
-        "refund-refused", "cancel-captured-refunds", "cancel-captured-refund-refused",
+        "refund-refused", "cancel-captured-refunds", "cancel-captured-refund-refused", "refund-the-rest",
+        "refund-the-rest-refused",
     ],
 )
 def test_a_call_outcome_moves_the_payment(decide, status, command, outcome, expected_status, expected_reason,
@@ -234,8 +246,11 @@ def test_a_call_outcome_moves_the_payment(decide, status, command, outcome, expe
     # When the command is decided with what Stripe answered
     decision = decide(state, COMMANDS[command], outcome)
 
-    # Then the payment moves (or, refused, stays with Stripe's message as reason) and says what happened
-    assert decision.state == state.model_copy(update={"status": expected_status, "reason": expected_reason})
+    # Then the payment moves (or, refused, stays with Stripe's message as reason) and says what happened; a
+    # refund shows the whole amount back
+    refunded = AMOUNT if expected_status == PaymentStatus.REFUNDED else None
+    assert decision.state == state.model_copy(
+        update={"status": expected_status, "reason": expected_reason, "refunded": refunded})
     assert decision.events == [expected_event]
 
 
@@ -289,7 +304,9 @@ WEBHOOK_MOVES = {
         (status, CANCELED): (PaymentStatus.CANCELED, STRIPE_CANCELED, canceled(STRIPE_CANCELED))
         for status in (PaymentStatus.AWAITING_PAYMENT, PaymentStatus.AUTHORIZED)
     },
-    (PaymentStatus.CAPTURED, REFUNDED): (PaymentStatus.REFUNDED, "refunded in Stripe", REFUNDED_EVENT),
+    # A charge.refunded without the charge's amounts (written before they were carried) is a full refund.
+    **{(status, REFUNDED): (PaymentStatus.REFUNDED, "refunded in Stripe", REFUNDED_EVENT)
+       for status in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED)},
 }
 
 
@@ -308,7 +325,8 @@ def test_every_webhook_from_every_status_moves_only_forward(decide, status, kind
         assert decision == Decision(seen)
         return
     new_status, reason, event = WEBHOOK_MOVES[(status, kind)]
-    assert decision.state == seen.model_copy(update={"status": new_status, "reason": reason})
+    refunded = AMOUNT if new_status == PaymentStatus.REFUNDED else None
+    assert decision.state == seen.model_copy(update={"status": new_status, "reason": reason, "refunded": refunded})
     assert decision.events == [event]
 
 
@@ -382,6 +400,145 @@ def test_a_forgotten_webhook_delivered_again_cannot_move_the_payment_back(decide
     # Then the forward-only rule still keeps the capture
     assert decision.state.status == PaymentStatus.CAPTURED
     assert decision.events == []
+
+
+# --- refunds as Stripe reports them: charge.refunded with the charge's amount_refunded so far -------------
+
+
+def eur(amount: int) -> Money:
+    return Money(amount=amount, currency="EUR")
+
+
+def refund_news(so_far: int, event_id: str, *, refunded: bool | None = None, currency: str = "EUR",
+                charge_amount: int = 2598) -> StripeEventReceived:
+    """Stripe's charge.refunded for the 2598 EUR charge of the order, `so_far` of it refunded (cumulative)."""
+    charge = RefundedCharge(charge_id="ch_order11", amount=charge_amount, amount_refunded=so_far, currency=currency,
+                            refunded=so_far >= charge_amount if refunded is None else refunded)
+    return webhook(REFUNDED, event_id, charge=charge)
+
+
+def partial(added: int, so_far: int) -> PaymentPartiallyRefunded:
+    return PaymentPartiallyRefunded(order_id=ORDER_ID, intent_id=INTENT, amount=eur(added), refunded=eur(so_far))
+
+
+def test_a_partial_refund_is_recorded_as_partial(decide):
+    # Given a payment of 2598 EUR, captured
+    state = payment(PaymentStatus.CAPTURED)
+
+    # When Stripe refunds 500 of it
+    decision = decide(state, refund_news(500, "evt_r1"))
+
+    # Then the payment is partially refunded with 500 EUR back, says that 500 were added, and is not refunded
+    assert decision.state == state.model_copy(update={
+        "status": PaymentStatus.PARTIALLY_REFUNDED, "refunded": eur(500), "seen_stripe_events": ("evt_r1",),
+    })
+    assert decision.events == [partial(500, 500)]
+
+
+def test_several_partial_refunds_add_up(decide):
+    # Given a captured payment of 2598 EUR
+    state = payment(PaymentStatus.CAPTURED)
+
+    # When Stripe refunds 500, then 300 more (its charge then says 800 refunded), then 1000 more (1800)
+    emitted = []
+    for so_far, event_id in [(500, "evt_r1"), (800, "evt_r2"), (1800, "evt_r3")]:
+        decision = decide(state, refund_news(so_far, event_id))
+        state, emitted = decision.state, [*emitted, *decision.events]
+
+    # Then 1800 EUR are back, in three steps of 500, 300 and 1000, and the payment is still partially refunded
+    assert state.status == PaymentStatus.PARTIALLY_REFUNDED and state.refunded == eur(1800)
+    assert emitted == [partial(500, 500), partial(300, 800), partial(1000, 1800)]
+
+
+def test_the_refund_that_completes_partial_ones_is_the_full_refund(decide):
+    # Given a payment of 2598 EUR with 800 refunded
+    state = payment(PaymentStatus.PARTIALLY_REFUNDED, refunded=eur(800))
+
+    # When Stripe refunds the remaining 1798 (its charge then says 2598 refunded, refunded: true)
+    decision = decide(state, refund_news(2598, "evt_rest"))
+
+    # Then the payment is refunded with the whole 2598 EUR back, announced as the full refund
+    assert decision.state == state.model_copy(update={
+        "status": PaymentStatus.REFUNDED, "refunded": eur(2598), "reason": "refunded in Stripe",
+        "seen_stripe_events": ("evt_rest",),
+    })
+    assert decision.events == [REFUNDED_EVENT]
+
+
+@pytest.mark.parametrize(
+    ("so_far", "flag", "charge_amount", "expected_back"),
+    [
+        (2598, True, 2598, 2598),  # the whole charge in one refund
+        (2598, False, 2598, 2598),  # amount_refunded reaching the amount is full, whatever the flag says
+        (2000, True, 2598, 2000),  # Stripe's flag: refunded in full (of a charge captured for 2000)
+    ],
+    ids=["in-one-go", "amount-reached", "stripe-says-refunded"],
+)
+def test_a_full_refund_refunds_the_payment(decide, so_far, flag, charge_amount, expected_back):
+    state = payment(PaymentStatus.CAPTURED)
+    decision = decide(state, refund_news(so_far, "evt_full", refunded=flag, charge_amount=charge_amount))
+    assert decision.state.status == PaymentStatus.REFUNDED and decision.state.refunded == eur(expected_back)
+    assert decision.events == [REFUNDED_EVENT]
+
+
+def test_a_refund_event_delivered_twice_counts_once(decide):
+    # Given a captured payment to which Stripe's evt_r1 (500 refunded) was applied
+    state = decide(payment(PaymentStatus.CAPTURED), refund_news(500, "evt_r1")).state
+
+    # When evt_r1 is delivered again
+    decision = decide(state, refund_news(500, "evt_r1"))
+
+    # Then nothing changes: still 500 back, nothing announced
+    assert decision == Decision(state)
+    assert state.refunded == eur(500)
+
+
+def test_an_earlier_refund_event_arriving_late_changes_only_the_seen_ids(decide):
+    # Given a payment whose charge said 800 refunded (evt_r2)
+    state = decide(payment(PaymentStatus.CAPTURED), refund_news(800, "evt_r2")).state
+
+    # When the event of the first refund (500 so far, evt_r1) arrives after it
+    decision = decide(state, refund_news(500, "evt_r1"))
+
+    # Then 800 stay back, nothing is announced, and evt_r1 is remembered
+    assert decision == Decision(state.model_copy(update={"seen_stripe_events": ("evt_r2", "evt_r1")}))
+
+
+def test_a_forgotten_refund_event_delivered_again_adds_nothing(decide):
+    # Given a payment with 500 and then 800 refunded, and REMEMBERED_STRIPE_EVENTS webhooks since
+    state = decide(payment(PaymentStatus.CAPTURED), refund_news(500, "evt_r1")).state
+    state = decide(state, refund_news(800, "evt_r2")).state
+    for n in range(REMEMBERED_STRIPE_EVENTS):
+        state = decide(state, webhook(PROCESSING, f"evt_{n}")).state
+    assert "evt_r1" not in state.seen_stripe_events and "evt_r2" not in state.seen_stripe_events
+
+    # When both are delivered once more
+    for event in (refund_news(500, "evt_r1"), refund_news(800, "evt_r2")):
+        decision = decide(state, event)
+        # Then each is only remembered: the figures are totals, not additions, so 800 stay back
+        assert decision.events == [] and decision.state.refunded == eur(800)
+        state = decision.state
+
+
+def test_a_refund_of_a_charge_in_another_currency_is_not_this_payments(decide):
+    state = payment(PaymentStatus.CAPTURED)
+    decision = decide(state, refund_news(500, "evt_usd", currency="USD"))
+    assert decision == Decision(state.model_copy(update={"seen_stripe_events": ("evt_usd",)}))
+
+
+def test_partial_refunds_then_our_own_refund_of_the_rest_then_its_webhook(decide, plan):
+    # Given a captured payment with 500 refunded in Stripe
+    state = decide(payment(PaymentStatus.CAPTURED), refund_news(500, "evt_r1")).state
+
+    # When the order is cancelled (our refund of the rest: Stripe's default), then Stripe reports it (2598 so far)
+    assert plan(state, COMMANDS["refund"]) == StripeCall("refund", INTENT)
+    ours = decide(state, COMMANDS["refund"], OK)
+    late = decide(ours.state, refund_news(2598, "evt_rest"))
+
+    # Then the payment is refunded once, the whole 2598 back; Stripe's report of it adds nothing
+    assert ours.state.status == PaymentStatus.REFUNDED and ours.state.refunded == eur(2598)
+    assert ours.events == [REFUNDED_EVENT]
+    assert late.events == [] and late.state.status == PaymentStatus.REFUNDED
 
 
 # --- out-of-order and overlapping sequences --------------------------------------------------------

@@ -39,6 +39,7 @@ EXPECTED_TOPIC = {
     "PaymentFailed": "payments.events",
     "PaymentCanceled": "payments.events",
     "PaymentRefunded": "payments.events",
+    "PaymentPartiallyRefunded": "payments.events",
     "HoldForCampaign": "inventory.commands",
     "ReleaseCampaignHold": "inventory.commands",
     "OpenCampaign": "campaigns.commands",

@@ -1,0 +1,180 @@
+"""What the gateway answers: one model per JSON body a view returns, for the OpenAPI document.
+
+The views build these bodies as dicts from the workers' replies; the models here say which fields
+and types they have (`gateway/openapi.py` turns them into the document, and the schemathesis test
+in `tests/integration/test_openapi_contract.py` checks every answer of a running gateway against it).
+Statuses are the state models' constants, so a status added there is in the document after
+`python -m devtools.generate`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from streams.models import CampaignStatus, Frozen, Money, OrderStatus, PaymentStatus, PledgeResult
+
+
+def _names(constants: type) -> tuple[str, ...]:
+    return tuple(value for name, value in vars(constants).items() if name.isupper() and isinstance(value, str))
+
+
+OrderStatusName = Literal[_names(OrderStatus)]  # type: ignore[valid-type]
+CampaignStatusName = Literal[_names(CampaignStatus)]  # type: ignore[valid-type]
+PaymentStatusName = Literal[_names(PaymentStatus)]  # type: ignore[valid-type]
+
+
+class ErrorDetail(Frozen):
+    code: str = Field(description="Machine-readable: `invalid_body`, `missing_token`, `forbidden`, `not_found`, "
+                                  "`idempotency_key_reused`, `unavailable`, ...")
+    message: str = Field(description="For a person: what went wrong and what to do")
+    details: Any = Field(None, description="`invalid_body`: a list of `{field, problem}`; a refused write: "
+                                           "the ids it concerned; otherwise null")
+
+
+class ErrorBody(Frozen):
+    """Every error, whatever its status."""
+
+    error: ErrorDetail
+
+
+class Health(Frozen):
+    status: Literal["ok"]
+
+
+class Readiness(Frozen):
+    ready: bool
+    broker: bool | None = Field(None, description="whether Kafka answers")
+    unserved_partitions: int | None = Field(None, description="table partitions no ready worker serves")
+
+
+class ProductAccepted(Frozen):
+    sku: str
+    status: Literal["accepted"]
+
+
+class ProductView(Frozen):
+    sku: str
+    name: str
+    price: Money
+    updated_at: datetime
+
+
+class StockView(Frozen):
+    sku: str
+    on_hand: int
+    reserved: int = Field(description="units held for orders and campaigns")
+    available: int = Field(description="on_hand - reserved")
+
+
+class AdjustmentApplied(StockView):
+    """The inventory agent applied the adjustment; the stock after it."""
+
+    adjustment_id: uuid.UUID
+    status: Literal["applied"]
+
+
+class AdjustmentPending(Frozen):
+    """Written, but the inventory agent's verdict did not come within a few seconds: read the stock."""
+
+    adjustment_id: uuid.UUID
+    status: Literal["pending"]
+    sku: str
+
+
+class OrderAccepted(Frozen):
+    order_id: uuid.UUID
+    status: Literal["pending"]
+
+
+class OrderCancelAccepted(Frozen):
+    order_id: uuid.UUID
+    status: Literal["cancelling", "refunding"] = Field(
+        description="`refunding` for a confirmed (paid and captured) order, else `cancelling`")
+
+
+class OrderLineView(Frozen):
+    sku: str
+    quantity: int
+    unit_price: Money | None = Field(description="from the catalog, once the line is priced")
+
+
+class StatusChange(Frozen):
+    status: OrderStatusName
+    at: datetime
+
+
+class PaymentView(Frozen):
+    status: PaymentStatusName
+    intent_id: str = Field(description="Stripe's PaymentIntent id")
+    refunded: Money | None = Field(
+        None, description="how much went back to the customer so far: the refunds made in Stripe (status "
+                          "`partially_refunded` while less than the whole), or the whole once `refunded`")
+    client_secret: str | None = Field(
+        None, description="only for the customer who placed the order: the storefront confirms the payment with it")
+
+
+class OrderView(Frozen):
+    order_id: uuid.UUID
+    status: OrderStatusName
+    lines: list[OrderLineView]
+    total: Money | None
+    reason: str | None = Field(description="why it was rejected, cancelled or failed")
+    history: list[StatusChange]
+    hold_expires_at: datetime | None = Field(description="when the held units go back unless paid")
+    payment: PaymentView | None
+
+
+class CampaignView(Frozen):
+    campaign_id: str
+    sku: str
+    status: CampaignStatusName
+    pledged_quantity: int
+    participants: int
+    target_quantity: int
+    max_quantity: int
+    group_price: Money
+    ends_at: datetime
+    reason: str | None
+
+
+class CampaignPending(Frozen):
+    """Written, but the campaigns agent's verdict did not come within a few seconds: read it back."""
+
+    campaign_id: str
+    status: Literal["opening", "cancelling"]
+
+
+class CampaignList(Frozen):
+    sku: str
+    campaigns: list[CampaignView] = Field(description="the tenant's campaigns of the SKU, newest last")
+
+
+class PledgeAccepted(Frozen):
+    pledge_id: uuid.UUID
+    status: Literal["accepted"]
+    quantity: int = Field(description="the customer's pledge now (0 after a withdrawal)")
+    campaign: CampaignView
+
+
+class PledgePending(Frozen):
+    pledge_id: uuid.UUID
+    status: Literal["pending"]
+
+
+class MyPledge(Frozen):
+    campaign_id: str
+    quantity: int
+    latest: PledgeResult | None = Field(description="the verdict on the customer's latest pledge or withdrawal")
+    order_id: uuid.UUID | None = Field(description="the customer's order, once the campaign succeeded")
+    campaign_status: CampaignStatusName
+
+
+class WebhookReceipt(Frozen):
+    received: Literal[True]
+    stripe_event_id: str
+    order_id: str | None = Field(None, description="the order the event was recorded for")
+    ignored: str | None = Field(None, description="why a genuine event changes nothing here")

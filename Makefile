@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: run test install kafka stripe-mock druid broker token trigger unit bench-orders clean
+.PHONY: prometheus metrics
 
 $(STAMP): pyproject.toml
 	@echo "[install] creating $(VENV) and installing the project with its test dependencies ..."
@@ -55,6 +56,16 @@ bench-orders: kafka stripe-mock
 # historical, indexer, router on 127.0.0.1; then the supervisors of the analytical topics.
 druid: install
 	@$(PY) -m devtools.druid run --submit-supervisors
+
+# Prometheus built with Go into .cache/prometheus, its web UI with npm (devtools/prometheus.py pins both).
+prometheus: install
+	@$(PY) -m devtools.prometheus fetch
+
+# Prometheus on 127.0.0.1:9090 (FC_PROMETHEUS_PORT) beside `make run`: scrapes the gateway and the workers'
+# /metrics every 5 s with the read credential of the JWT secret (development mode unless FC_DEVELOPMENT is
+# set, as `make token`); data in .data/prometheus. dashboards/fusioncommerce.json is the Grafana dashboard.
+metrics: install
+	@FC_DEVELOPMENT=$${FC_DEVELOPMENT:-1} exec $(PY) -m devtools.prometheus run
 
 # make trigger EVENT=payment_intent.amount_capturable_updated ORDER=<order id> TOKEN=<the customer's JWT>
 # Signed with STRIPE_WEBHOOK_SECRET, the development one unless set (as `make run`).

@@ -37,6 +37,11 @@ Errors: `PaymentRejected(message)` when Stripe refuses (card declined, invalid r
 when the SDK's attempts end on a transient failure (`is_transient`: also a 429 the SDK does not
 retry) or the deadline passes; a later retry with the same key is safe.
 
+Metrics (prometheus-client's default registry, served at `/metrics` by the gateway and the
+workers): `fc_stripe_calls_total{action, outcome}` (succeeded, rejected, unavailable, deadline, error) with
+`fc_stripe_call_duration_seconds{action}` per call, retries included, and
+`fc_stripe_attempts_total{action, result}` per HTTP attempt (`2xx`, `4xx`, `5xx`, `connection_error`).
+
 Call log: with `call_log` set (FC_STRIPE_CALL_LOG), every HTTP attempt, the SDK's retries included,
 appends one JSON line `{"action", "order_id", "idempotency_key", "at"}` just before it is sent.
 Each line is one `write` on an O_APPEND file descriptor, so lines of several processes interleave
@@ -50,6 +55,7 @@ import json
 import logging
 import os
 import ssl
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -60,12 +66,22 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import stripe
+from prometheus_client import Counter, Histogram
 
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Labels: the action (create, capture, cancel, refund, retrieve) and a fixed outcome, never an id.
+CALLS = Counter("fc_stripe_calls",
+                "Stripe calls by action and outcome (succeeded, rejected, unavailable, deadline, error)",
+                ["action", "outcome"])
+CALL_SECONDS = Histogram("fc_stripe_call_duration_seconds", "Time of a Stripe call, the SDK's retries included",
+                         ["action"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30))
+ATTEMPTS = Counter("fc_stripe_attempts", "HTTP attempts of Stripe calls (retries included) by answer: 2xx, 4xx, "
+                   "5xx or connection_error", ["action", "result"])
 
 
 class PaymentRejected(Exception):
@@ -228,10 +244,16 @@ class _Attempts(stripe.HTTPClient):
     async def request_async(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
     ) -> tuple[bytes, int, Mapping[str, str]]:
+        action, order_id = _CALL.get(("unknown", None))
         if self.call_log is not None:
-            action, order_id = _CALL.get()
             append_call(self.call_log, action, order_id, headers.get("Idempotency-Key"))
-        return await super().request_async(method, url, headers, post_data)
+        try:
+            answer = await super().request_async(method, url, headers, post_data)
+        except stripe.APIConnectionError:
+            ATTEMPTS.labels(action, "connection_error").inc()
+            raise
+        ATTEMPTS.labels(action, f"{min(max(answer[1] // 100, 1), 5)}xx").inc()
+        return answer
 
 
 class StripePayments:
@@ -303,19 +325,32 @@ class StripePayments:
 
     async def _call(self, action: str, order_id: uuid.UUID | None, request: Awaitable[T]) -> T:
         token = _CALL.set((action, order_id))
+        started = time.monotonic()
+        outcome = ""
         try:
-            return await asyncio.wait_for(request, self.deadline)
+            answer = await asyncio.wait_for(request, self.deadline)
+            outcome = "succeeded"
+            return answer
         except TimeoutError as error:
+            outcome = "deadline"
             log.warning("Stripe %s (order %s) had no answer within %gs", action, order_id, self.deadline)
             raise StripeUnavailable(
                 f"Stripe {action} (order {order_id}) had no answer within {self.deadline:g}s"
             ) from error
         except stripe.StripeError as error:
             if not is_transient(error):
+                outcome = "rejected"
                 raise PaymentRejected(error.user_message or str(error), code=error.code) from error
+            outcome = "unavailable"
             log.warning("Stripe %s (order %s) failed transiently: %s", action, order_id, error.user_message or error)
             raise StripeUnavailable(
                 f"Stripe {action} (order {order_id}) failed transiently: {error.user_message or error}"
             ) from error
+        except Exception:
+            outcome = "error"  # not Stripe's answer: a failure of ours, in the log of whoever awaited the call
+            raise
         finally:
             _CALL.reset(token)
+            if outcome:
+                CALLS.labels(action, outcome).inc()
+                CALL_SECONDS.labels(action).observe(time.monotonic() - started)

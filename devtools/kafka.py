@@ -23,6 +23,7 @@ from pathlib import Path
 from connectors.kafka import wait_for_broker
 from devtools.maven import MavenFetch, pom_property
 from devtools.processes import serve_in_foreground, terminate
+from streams import logs
 from streams.settings import PROJECT_ROOT, Settings, load
 
 log = logging.getLogger("devtools.kafka")
@@ -150,11 +151,11 @@ def broker_from(settings: Settings) -> KafkaBroker:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["fetch", "run"])
     args = parser.parse_args()
     settings = load()
+    logs.configure(settings, "kafka")
     if args.command == "fetch":
         fetch(settings.kafka_cache_dir)
         return

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import NoReturn, Protocol
 
 
@@ -60,3 +63,28 @@ def serve_in_foreground(tag: str, start: Callable[[], Waitable], stop: Callable[
         stop()
         sys.exit(0)
     raise SystemExit(f"[{tag}] exited with code {code}; see its output above" if code else 0)
+
+
+def go_install(tool: str, package: str, version: str, cache_dir: Path, advice: str) -> Path:
+    """`go install <package>@<version>` into `<cache_dir>/bin`, once: a stamp file names the version
+    built (binaries built by go install cannot tell theirs). `advice` says what to retry on failure."""
+    binary = cache_dir / "bin" / package.rsplit("/", 1)[-1]
+    stamp = cache_dir / f".installed-{version}"
+    if stamp.exists() and binary.exists():
+        return binary
+    go = shutil.which("go")
+    if go is None:
+        raise SystemExit(f"Go (go) is not on PATH; install it (apt-get install golang) and retry {advice}.")
+    print(f"[{tool}] installing {package}@{version} with go into {binary.parent} ...", flush=True)
+    started = time.monotonic()
+    built = subprocess.run([go, "install", f"{package}@{version}"], env={**os.environ, "GOBIN": str(binary.parent)},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if built.returncode != 0:
+        sys.stdout.write("\n".join(built.stdout.splitlines()[-40:]) + "\n")
+        raise SystemExit(f"[{tool}] go install failed (output above); check access to the Go module proxy "
+                         f"and retry {advice}.")
+    for old in cache_dir.glob(".installed-v*"):
+        old.unlink()
+    stamp.touch()
+    print(f"[{tool}] ready at {binary} ({time.monotonic() - started:.0f}s)", flush=True)
+    return binary

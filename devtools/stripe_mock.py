@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 from pathlib import Path
 
-from devtools.processes import serve_in_foreground, terminate
+from devtools.processes import go_install, serve_in_foreground, terminate
 from devtools.stack import http_status
 from streams.settings import load
 
@@ -35,34 +33,8 @@ HOST = "127.0.0.1"
 
 
 def fetch(cache_dir: Path) -> Path:
-    """`go install` the pinned version into `<cache_dir>/bin`; a stamp file makes later calls instant.
-
-    The binary itself cannot tell its version (`-version` says "master" when built by go install),
-    hence the stamp.
-    """
-    binary = cache_dir / "bin" / "stripe-mock"
-    stamp = cache_dir / f".installed-{VERSION}"
-    if stamp.exists() and binary.exists():
-        return binary
-    go = shutil.which("go")
-    if go is None:
-        raise SystemExit("Go (go) is not on PATH; install it (apt-get install golang) and retry `make stripe-mock`.")
-    print(f"[stripe-mock] installing {MODULE}@{VERSION} with go into {binary.parent} ...", flush=True)
-    started = time.monotonic()
-    built = subprocess.run(
-        [go, "install", f"{MODULE}@{VERSION}"],
-        env={**os.environ, "GOBIN": str(binary.parent)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    if built.returncode != 0:
-        sys.stdout.write("\n".join(built.stdout.splitlines()[-40:]) + "\n")
-        raise SystemExit("[stripe-mock] go install failed (output above); check network access to the Go "
-                         "module proxy and retry `make stripe-mock`.")
-    for old in cache_dir.glob(".installed-*"):
-        old.unlink()
-    stamp.touch()
-    print(f"[stripe-mock] ready at {binary} ({time.monotonic() - started:.0f}s)", flush=True)
-    return binary
+    """The pinned stripe-mock, built with `go install` into `<cache_dir>/bin` the first time."""
+    return go_install("stripe-mock", MODULE, VERSION, cache_dir, "`make stripe-mock`")
 
 
 def _refuse_taken(port: int) -> None:

@@ -9,12 +9,14 @@ from aiohttp import web
 
 from connectors.kafka import prepare_cluster
 from gateway.app import create_app
-from streams.settings import load_for
+from streams import logs
+from streams.settings import load, load_for
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_for("gateway")
+    settings = load()
+    logs.configure(settings, "gateway")
+    settings = load_for("gateway", settings)
     prepare_cluster(settings)
     logging.getLogger("gateway").info(
         "gateway on http://%s:%d, reading from workers %s and those in Kafka groups %s*", settings.gateway_host,

@@ -14,12 +14,13 @@ from connectors.stripe import StripePayments
 from gateway.auth import auth_middleware
 from gateway.edge import Edge
 from gateway.errors import error_middleware
+from gateway.metrics import measure, metrics_view
 from gateway.routes import setup_routes
 from gateway.services import SERVICES, Services
 from gateway.views.health import READINESS, Readiness
 from gateway.views.payments import WEBHOOK_PATH
 from gateway.workers import WorkerReads, kafka_workers
-from streams.runtime.reads import read_headers
+from streams.runtime.reads import read_credential, read_headers
 from streams.settings import Settings
 
 
@@ -27,9 +28,12 @@ def create_app(settings: Settings) -> web.Application:
     authenticate = auth_middleware(settings.jwt_secret, frozenset({WEBHOOK_PATH}), issuer=settings.jwt_issuer,
                                    audience=settings.jwt_audience)
     edge = Edge(settings)
-    app = web.Application(middlewares=[edge.cors, error_middleware, edge.admission, authenticate, edge.inner],
-                          client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[measure, edge.cors, error_middleware, edge.admission, authenticate, edge.inner],
+        client_max_size=settings.max_body_bytes)
     setup_routes(app)
+    # The operators' door, outside the API contract (gateway/metrics.py): the workers' read credential.
+    app.router.add_get("/metrics", metrics_view(read_credential(settings.jwt_secret)))
 
     async def open_services(app: web.Application) -> AsyncIterator[None]:
         writer = EventWriter(settings, client_id="gateway")

@@ -28,6 +28,7 @@ from limits import RateLimitItem, parse_many
 
 from gateway.auth import PRINCIPAL
 from gateway.errors import ApiError, error_response
+from gateway.metrics import LONG_POLLS_WAITING, RATE_LIMIT_REFUSALS
 from streams.settings import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -106,22 +107,27 @@ class Edge:
             return _with_headers(await _answer(handler, request, headers), headers)
         waiting = (who.tenant, who.sub)
         if self.long_polls[waiting] >= self.max_long_polls:
+            RATE_LIMIT_REFUSALS.labels("concurrent_long_polls").inc()
             raise ApiError(429, "too_many_long_polls",
                            f"at most {self.max_long_polls} long-polls of one client wait at once; "
                            "wait for one to end before starting another",
                            headers={**headers, "Retry-After": str(LONG_POLL_RETRY_SECONDS)})
         self.long_polls[waiting] += 1
+        LONG_POLLS_WAITING.inc()
         try:
             return _with_headers(await _answer(handler, request, headers), headers)
         finally:
+            LONG_POLLS_WAITING.dec()
             self.long_polls[waiting] -= 1
             if not self.long_polls[waiting]:
                 del self.long_polls[waiting]
 
     def _count(self, budget: Buckets, *identifiers: str) -> dict[str, str]:
-        """Take one request from `identifiers`' buckets of `budget`; a 429 when one is empty."""
+        """Take one request from `identifiers`' buckets of `budget`; a 429 when one is empty.
+        `identifiers[0]` is the budget's kind (address, write, read, long_poll), the metrics' label."""
         refused = budget.take(identifiers, time.monotonic())
         if refused is not None:
+            RATE_LIMIT_REFUSALS.labels(identifiers[0]).inc()
             limit, wait = refused
             retry = max(1, math.ceil(wait))
             raise ApiError(429, "rate_limited", f"too many requests: at most {limit.amount} per "

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from connectors.kafka import prepare_cluster
 from connectors.stripe import StripePayments
-from streams import agents
+from streams import agents, logs
 from streams.runtime.stores import changelog_topic
 from streams.runtime.worker import group_id, serve
-from streams.settings import load_for
+from streams.settings import load, load_for
 
 
 def main() -> None:
@@ -28,8 +27,9 @@ def main() -> None:
     parser.add_argument("--agents", default=",".join(agents.NAMES),
                         help=f"comma-separated agents to run (default all: {','.join(agents.NAMES)})")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_for("worker")
+    settings = load()
+    logs.configure(settings, "worker")
+    settings = load_for("worker", settings)
     names = [name.strip() for name in args.agents.split(",") if name.strip()]
     provider = StripePayments.from_settings(settings)
     running = agents.build(settings, provider, names)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import limits
 from pydantic import Field, ValidationError, field_validator
@@ -44,6 +44,8 @@ class Settings(BaseSettings):
 
     # Development mode: the repository's secrets as defaults (first: the secrets' defaults read it).
     development: bool = Field(False, validation_alias="FC_DEVELOPMENT")
+    # How the processes log (streams/logs.py): human lines, or one JSON object a line.
+    log_format: Literal["text", "json"] = Field("text", validation_alias="FC_LOG_FORMAT")
 
     # Kafka. An empty bootstrap means "the project's own broker" at broker_host:broker_port.
     external_bootstrap: str = Field("", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
@@ -125,6 +127,10 @@ class Settings(BaseSettings):
     # (tests count calls with it).
     stripe_call_log: Path | None = Field(None, validation_alias="FC_STRIPE_CALL_LOG")
 
+    # `make metrics`: a Prometheus server (devtools/prometheus.py) on 127.0.0.1 scraping the gateway
+    # and `worker_urls` at /metrics, data under .data/prometheus.
+    prometheus_port: int = Field(9090, validation_alias="FC_PROMETHEUS_PORT", ge=0, le=65535)
+
     @field_validator("rate_limit_writes", "rate_limit_reads", "rate_limit_long_polls", "rate_limit_per_address")
     @classmethod
     def _rate_limits(cls, value: str) -> str:
@@ -155,6 +161,14 @@ class Settings(BaseSettings):
     @property
     def stripe_mock_cache_dir(self) -> Path:
         return PROJECT_ROOT / ".cache" / "stripe-mock"
+
+    @property
+    def prometheus_cache_dir(self) -> Path:
+        return PROJECT_ROOT / ".cache" / "prometheus"
+
+    @property
+    def prometheus_data_dir(self) -> Path:
+        return PROJECT_ROOT / ".data" / "prometheus"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -240,11 +254,12 @@ def load() -> Settings:
         raise SystemExit(_bad_values(exc)) from None
 
 
-def load_for(process: str) -> Settings:
-    """`load()` for a process that holds the secrets (the gateway, a worker). Outside development
-    mode it refuses missing, development or short secrets: SystemExit naming each variable to set,
-    which exits 1 without a traceback. In development mode it logs so, as the process's first line."""
-    settings = load()
+def load_for(process: str, settings: Settings | None = None) -> Settings:
+    """`load()` for a process that holds the secrets (the gateway, a worker), or the `settings`
+    it loaded already (to set up its logs first). Outside development mode it refuses missing,
+    development or short secrets: SystemExit naming each variable to set, which exits 1 without a
+    traceback. In development mode it logs so, as the process's first line."""
+    settings = settings if settings is not None else load()
     problems = settings.secret_problems()
     if problems:
         raise SystemExit(

@@ -35,12 +35,21 @@ import confluent_kafka
 from confluent_kafka import TopicPartition
 
 from streams import topics
+from streams.logs import event_fields, kafka_client_logger
 from streams.models import utc_now
 from streams.partitioning import CONFLUENT_PARTITIONER
 from streams.runtime import timers
 from streams.runtime.agent import Agent
 from streams.runtime.checkpoint import Checkpoint, Transaction
 from streams.runtime.faults import Faults
+from streams.runtime.metrics import (
+    ABORTS,
+    ASSIGNED_PARTITIONS,
+    COMMIT_EVENTS,
+    COMMIT_SECONDS,
+    CONSUMER_LAG,
+    REBALANCES,
+)
 from streams.runtime.recovery import Restorer, store_path
 from streams.runtime.stores import PartitionStore, changelog_topic
 from streams.runtime.task import Task
@@ -52,6 +61,8 @@ log = logging.getLogger(__name__)
 IDLE_COMMIT_SECONDS = 0.002
 # How long an idle loop waits for a record before it looks at outside calls' answers and timers.
 IDLE_POLL_SECONDS = 0.02
+# How often the consumer lag gauge is updated (from the watermarks of the last fetch, no request).
+LAG_SECONDS = 1.0
 
 
 class StreamThread:
@@ -76,6 +87,9 @@ class StreamThread:
         self.on_committed = on_committed
         self.table_names = sorted({table.name for agent in agents for table in agent.tables})
         self.sources = sorted({topics.full_name(namespace, spec.name) for agent in agents for spec in agent.sources})
+        # Source topics by their registry names, the metrics' labels (the namespace is the deployment's).
+        self.source_names = {topics.full_name(namespace, spec.name): spec.name
+                             for agent in agents for spec in agent.sources}
         self.tasks: dict[int, Task] = {}
         # Next offset to consume, and last committed offset, per source partition.
         self.positions: dict[tuple[str, int], int] = {}
@@ -97,6 +111,7 @@ class StreamThread:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
+            "logger": kafka_client_logger(),
         })
         self.producer = self._new_producer()
         self.transaction = Transaction(self.producer, faults)
@@ -114,6 +129,7 @@ class StreamThread:
             # A transactional request the broker refuses for now (Kafka 4's transaction
             # verification) is retried after 10 ms, not 100: commits' p99 went from 24 to 12 ms.
             "retry.backoff.ms": 10,
+            "logger": kafka_client_logger(),
         })
         # Fences this instance's previous incarnation: its open transaction is aborted now rather
         # than after the transaction timeout, so read_committed readers are not held up.
@@ -136,8 +152,10 @@ class StreamThread:
         began = 0.0  # when the open transaction took its first event
         events = 0
         next_timers = time.monotonic()
+        next_lag = next_timers
         try:
             while not self.stopping.is_set():
+                in_hand: confluent_kafka.Message | None = None  # the record being processed, for the abort's log
                 try:
                     if self.transaction.open:
                         wait = max(0.0, min(IDLE_COMMIT_SECONDS, began + self.commit_interval - time.monotonic()))
@@ -155,7 +173,9 @@ class StreamThread:
                         if not self.transaction.open:
                             self.transaction.begin()
                             began = time.monotonic()
+                        in_hand = message
                         task.process(message)
+                        in_hand = None
                         self.positions[(message.topic(), message.partition())] = message.offset() + 1
                         events += 1
                     while not self.completions.empty():
@@ -172,8 +192,11 @@ class StreamThread:
                         if self.transaction.open and not was_open:
                             began = now
                         next_timers = now + self.timer_interval
+                    if now >= next_lag:
+                        self._measure_lag()
+                        next_lag = now + LAG_SECONDS
                 except confluent_kafka.KafkaException as exc:
-                    self._abort(exc)
+                    self._abort(exc, in_hand)
                     events = 0
                     # Smaller transactions until one commits: a failure that comes with the size of
                     # a transaction (a backlog processed again in one piece) cannot repeat forever.
@@ -186,7 +209,14 @@ class StreamThread:
         return self.consumer.consume(most, 0) if most > 0 else []
 
     def _commit(self) -> None:
+        was_open = self.transaction.open
+        events = sum(task.events_in_transaction() for task in self.tasks.values()) if was_open else 0
+        started = time.perf_counter()
         changed, offsets = self.checkpoint.commit(self.tasks, self.positions)
+        if was_open:
+            COMMIT_SECONDS.observe(time.perf_counter() - started)
+            if events:
+                COMMIT_EVENTS.observe(events)
         for offset in offsets:
             self.committed[(offset.topic, offset.partition)] = offset.offset
         if offsets or changed:
@@ -206,10 +236,13 @@ class StreamThread:
             raise confluent_kafka.KafkaException(error)
         log.warning("consumer: %s", error)
 
-    def _abort(self, cause: confluent_kafka.KafkaException) -> None:
-        """Abort the open transaction, drop what it wrote, rewind to the committed offsets."""
+    def _abort(self, cause: confluent_kafka.KafkaException, in_hand: confluent_kafka.Message | None = None) -> None:
+        """Abort the open transaction, drop what it wrote, rewind to the committed offsets. `in_hand`:
+        the record whose processing failed, if one did (its topic, partition and offset are logged)."""
         self.aborts += 1
-        log.warning("aborting the transaction and processing again from the committed offsets: %s", cause)
+        ABORTS.inc()
+        log.warning("aborting the transaction and processing again from the committed offsets: %s", cause,
+                    extra=None if in_hand is None else event_fields(in_hand))
         fatal = _fatal(cause, otherwise=False)
         if not fatal and self.transaction.open:
             try:
@@ -246,16 +279,32 @@ class StreamThread:
             except confluent_kafka.KafkaException as exc:
                 log.warning("rewinding %s[%d] to %d failed (%s)", tp.topic, tp.partition, offset, exc)
 
+    def _measure_lag(self) -> None:
+        """Set the lag gauge of each assigned source partition: the high watermark of the last fetch
+        (cached by the client, no request to the broker) minus the consumer's position."""
+        try:
+            for tp in self.consumer.position(self.consumer.assignment()):
+                position = tp.offset if tp.offset >= 0 else self.committed.get((tp.topic, tp.partition), -1)
+                _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if position >= 0 and high >= 0:
+                    CONSUMER_LAG.labels(self.source_names.get(tp.topic, tp.topic), str(tp.partition)).set(
+                        max(0, high - position))
+        except (confluent_kafka.KafkaException, RuntimeError) as exc:
+            log.debug("measuring the consumer lag failed (%s)", exc)
+
     # -- rebalances ----------------------------------------------------------------------------
 
     def _on_assign(self, consumer: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalancing = True
+        if partitions:
+            REBALANCES.labels("assigned").inc()
         try:
             self._commit_or_abort()  # what is done so far, before the restores, which may take a while
             for tp, committed in zip(partitions, consumer.committed(partitions, timeout=30), strict=True):
                 self.committed[(tp.topic, tp.partition)] = (
                     committed.offset if committed.offset >= 0 else confluent_kafka.OFFSET_BEGINNING)
             self._open_tasks(sorted({tp.partition for tp in partitions} - set(self.tasks)))
+            ASSIGNED_PARTITIONS.set(len(self.tasks))
             log.info("assigned partitions %s; serving %s", sorted({tp.partition for tp in partitions}), sorted(self.tasks))
         finally:
             self.rebalancing = False
@@ -276,6 +325,8 @@ class StreamThread:
 
     def _on_revoke(self, consumer: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalancing = True
+        if partitions:
+            REBALANCES.labels("revoked").inc()
         try:
             self._commit_or_abort()
             self._close_tasks(partitions)
@@ -283,6 +334,7 @@ class StreamThread:
             self.rebalancing = False
 
     def _on_lost(self, consumer: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
+        REBALANCES.labels("lost").inc()
         log.warning("partitions lost (this member was fenced out of the group): aborting what was not committed")
         self._abort(confluent_kafka.KafkaException(confluent_kafka.KafkaError(
             confluent_kafka.KafkaError._STATE, "partitions lost")))
@@ -301,11 +353,13 @@ class StreamThread:
         for where in gone:
             self.positions.pop(where, None)
             self.committed.pop(where, None)
+            _forget_lag(self.source_names.get(where[0], where[0]), where[1])
         still = {tp.partition for tp in self.consumer.assignment() if (tp.topic, tp.partition) not in gone}
         for number in {tp.partition for tp in revoked} - still:
             task = self.tasks.pop(number, None)
             if task is not None:
                 task.close()
+        ASSIGNED_PARTITIONS.set(len(self.tasks))
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -327,6 +381,14 @@ class StreamThread:
             task.close()
         self.tasks.clear()
         self.restorer.close()
+
+
+def _forget_lag(topic: str, partition: int) -> None:
+    """Drop the lag gauge of a partition that moved away (its new owner reports it)."""
+    try:
+        CONSUMER_LAG.remove(topic, str(partition))
+    except KeyError:
+        pass
 
 
 def _fatal(error: confluent_kafka.KafkaException, otherwise: bool) -> bool:

@@ -8,6 +8,9 @@
   what a client has read is never rolled back by a crash.
 - `GET /fc/assignment`: which partitions of which tables this worker serves, and whether it is
   ready; the gateway builds its routes from it.
+- `GET /fc/topology`: the worker's agents, their source topics, its tables, the partitions it
+  holds and the lag of each (streams/runtime/topology.py); for operators (`python -m streams.topology`).
+- `GET /metrics`: the worker's Prometheus metrics (streams/runtime/metrics.py), with the credential.
 - `GET /fc/ready`: 200 once the worker has joined its group and restored what it was given (503
   before); the partitions it serves only to a caller with the credential.
 
@@ -33,6 +36,8 @@ from rocksdict import DbClosedError
 from streams.partitioning import partition_for
 from streams.runtime.agent import Agent
 from streams.runtime.loop import StreamThread
+from streams.runtime.metrics import WORKER, exposition
+from streams.runtime.topology import describe
 
 MAX_LONG_POLL_SECONDS = 30.0
 # A long poll looks again at least this often: a partition that moved, or a restore, changes a
@@ -113,6 +118,8 @@ class ReadServer:
         app = web.Application(middlewares=[self._authenticate])
         app.add_routes([web.get("/state/{table}", self.read_state), web.get("/fc/assignment", self.assignment),
                         web.get("/fc/ready", self.ready)])
+        app.add_routes([web.get("/metrics", self.metrics)])
+        app.add_routes([web.get("/fc/topology", self.topology)])
         return app
 
     @web.middleware
@@ -131,6 +138,13 @@ class ReadServer:
         if request[AUTHORIZED]:
             body["partitions"] = sorted(self.thread.tasks)
         return web.json_response(body, status=200 if self.serving else 503)
+
+    async def topology(self, request: web.Request) -> web.Response:
+        return web.json_response(await describe(self.thread, list(self.agents.values()), self.url, self.serving))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body, content_type = exposition(WORKER)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def assignment(self, request: web.Request) -> web.Response:
         served = sorted(self.thread.tasks) if self.serving else []

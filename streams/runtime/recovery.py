@@ -15,6 +15,8 @@ from pathlib import Path
 import confluent_kafka
 from confluent_kafka import TopicPartition
 
+from streams.logs import kafka_client_logger
+from streams.runtime.metrics import RESTORE_REMAINING, RESTORE_SECONDS, RESTORED_RECORDS
 from streams.runtime.stores import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Restorer:
             # The end of a partition shows only after an empty fetch, which the broker holds this
             # long (500 ms by default): every restore, however small, took half a second.
             "fetch.wait.max.ms": 10,
+            "logger": kafka_client_logger(),
         })
 
     def restore(self, stores: dict[tuple[str, int], PartitionStore]) -> dict[tuple[str, int], PartitionStore]:
@@ -45,6 +48,7 @@ class Restorer:
         stores (a new one where a store had to be rebuilt). Keys are (changelog topic, partition)."""
         started = time.monotonic()
         starts: dict[tuple[str, int], int] = {}
+        ends: dict[tuple[str, int], int] = {}
         for (topic, partition), store in list(stores.items()):
             low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
             start = store.changelog_offset
@@ -56,6 +60,7 @@ class Restorer:
                 stores[(topic, partition)], start = PartitionStore(path), low
             if start < high:
                 starts[(topic, partition)] = start
+                ends[(topic, partition)] = high
         if not starts:
             return stores
         self._consumer.assign([TopicPartition(topic, partition, start) for (topic, partition), start in starts.items()])
@@ -63,8 +68,10 @@ class Restorer:
         positions = dict(starts)
         at_end: set[tuple[str, int]] = set()
         applied = 0
+        RESTORE_REMAINING.set(sum(ends[where] - start for where, start in starts.items()))
         try:
             while len(at_end) < len(starts):
+                before = applied
                 for message in self._consumer.consume(10_000, timeout=0.05):
                     where = (message.topic(), message.partition())
                     error = message.error()
@@ -81,11 +88,16 @@ class Restorer:
                     if len(pending) >= WRITE_EVERY or (where in at_end and pending):
                         stores[where].write(pending, positions[where])
                         changes[where] = {}
+                RESTORED_RECORDS.inc(applied - before)
+                RESTORE_REMAINING.set(sum(max(0, ends[where] - positions[where])
+                                          for where in starts if where not in at_end))
         finally:
             self._consumer.unassign()
+            RESTORE_REMAINING.set(0)
         for where, start in starts.items():
             if positions[where] > start:
                 stores[where].write({}, positions[where])
+        RESTORE_SECONDS.observe(time.monotonic() - started)
         log.info("restored %d changelog records of %d partitions in %.2fs", applied, len(starts),
                  time.monotonic() - started)
         return stores

@@ -34,10 +34,12 @@ import confluent_kafka
 from pydantic import ValidationError
 
 from streams import topics
+from streams.logs import event_fields, with_event
 from streams.models import DeadLetter, Envelope, utc_now
 from streams.partitioning import partition_for
 from streams.runtime import timers
 from streams.runtime.agent import Agent, Model, Table
+from streams.runtime.metrics import Reason, Tally
 from streams.runtime.stores import DATA, PartitionStore
 from streams.tables.decision import Decision, UnhandledEvent
 
@@ -88,6 +90,10 @@ class Task:
         self.busy: dict[tuple[str, bytes], deque[confluent_kafka.Message]] = {}
         self.unfinished: dict[str, set[int]] = {}
         self.closed = False
+        # What each source topic's events came to in the open transaction (metrics.py): counted in
+        # plain integers, added to the worker's counters at the commit, dropped on abort.
+        self.tallies: dict[str, Tally] = {
+            topic: Tally(agent.name, spec.name) for topic, (agent, spec) in self.routes.items()}
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -128,16 +134,25 @@ class Task:
         return changes
 
     def committed(self) -> None:
-        """The open transaction committed and its writes are in the stores: keep them decoded."""
+        """The open transaction committed and its writes are in the stores: keep them decoded, and
+        count its events in the metrics."""
         for name, written in self.pending.items():
             self.decoded[name].update(written)
+        for tally in self.tallies.values():
+            tally.flush()
         self.drop_writes()
+
+    def events_in_transaction(self) -> int:
+        """Events processed (decided or dead-lettered) in the open transaction."""
+        return sum(tally.events for tally in self.tallies.values())
 
     def drop_writes(self) -> None:
         """Forget the open transaction's writes (on abort, or once committed)."""
         for name in self.stores:
             self.pending[name] = {}
             self.pending_raw[name] = {}
+        for tally in self.tallies.values():
+            tally.reset()
 
     def drop_calls(self) -> None:
         """Forget calls in flight and events behind them: they are processed again from the
@@ -174,37 +189,47 @@ class Task:
         try:
             envelope = Envelope.from_bytes(raw)
         except ValidationError as exc:
-            return self.dead_letter(message, spec, f"invalid event: {_brief(exc)}")
+            return self.dead_letter(message, spec, f"invalid event: {_brief(exc)}", reason="invalid_event")
         if type(envelope.payload) not in spec.payloads:
-            return self.dead_letter(message, spec, f"{envelope.type} does not belong on {spec.name}")
+            return self.dead_letter(message, spec, f"{envelope.type} does not belong on {spec.name}", envelope.event_id,
+                                    reason="wrong_topic")
         expected = spec.key_of(envelope)
         if key != expected:
-            return self.dead_letter(message, spec, f"message key {key!r} does not match the payload's key {expected!r}")
+            return self.dead_letter(message, spec, f"message key {key!r} does not match the payload's key {expected!r}",
+                                    envelope.event_id, reason="wrong_key")
         owner = partition_for(key, self.partitions)
         if owner != self.partition:
             return self.dead_letter(message, spec, f"key {key!r} belongs to partition {owner}, "
-                                    f"not {self.partition}: its producer does not partition with murmur2")
+                                    f"not {self.partition}: its producer does not partition with murmur2",
+                                    envelope.event_id, reason="wrong_partition")
         state = self.get(agent.table, key)
         now = utc_now()
         try:
             decided = agent.decide(state, envelope, now, self)
         except UnhandledEvent as exc:
-            return self.dead_letter(message, spec, str(exc))
+            return self.dead_letter(message, spec, str(exc), envelope.event_id, reason="unhandled_event")
         except Exception as exc:  # noqa: BLE001 - any decision failure sets the event aside
-            log.exception("deciding %s %s failed", envelope.type, envelope.event_id)
-            return self.dead_letter(message, spec, f"decision failed: {exc!r}")
+            log.exception("deciding %s %s failed", envelope.type, envelope.event_id,
+                          extra=event_fields(message, envelope.event_id))
+            return self.dead_letter(message, spec, f"decision failed: {exc!r}", envelope.event_id,
+                                    reason="decision_failed")
         if inspect.isawaitable(decided):
             self._park(message, agent, spec, key, state, envelope, decided)
             return
-        self._apply(agent, key, state, envelope, decided, now)
+        self._apply(agent, key, state, envelope, decided, now, self.tallies[message.topic()])
 
     def _apply(self, agent: Agent, key: bytes, state: Any, envelope: Envelope, decision: Decision[Any],
-               now: datetime) -> None:
+               now: datetime, tally: Tally) -> None:
         """Keep the decision's state and send its events, stamped `now` (the time of the decision)."""
-        if decision.state != state:
+        changed = decision.state != state
+        if changed:
             self.put(agent, key, decision.state)
         for index, payload in enumerate(decision.events):
             self.send(envelope.derive(payload, index, now))
+        if changed or decision.events:
+            tally.applied += 1
+        else:
+            tally.unchanged += 1
 
     def send(self, event: Envelope) -> None:
         spec, key = topics.route(event)
@@ -222,10 +247,12 @@ class Task:
             del self.busy[(agent.name, key)]
             self.unfinished[message.topic()].discard(message.offset())
             if isinstance(result, BaseException):
-                log.error("deciding %s %s failed: %r", envelope.type, envelope.event_id, result)
-                self.dead_letter(message, spec, f"decision failed: {result!r}")
+                log.error("deciding %s %s failed: %r", envelope.type, envelope.event_id, result,
+                          extra=event_fields(message, envelope.event_id))
+                self.dead_letter(message, spec, f"decision failed: {result!r}", envelope.event_id,
+                                 reason="decision_failed")
             else:
-                self._apply(agent, key, state, envelope, result, utc_now())
+                self._apply(agent, key, state, envelope, result, utc_now(), self.tallies[message.topic()])
             while waiting:
                 queued = waiting.popleft()
                 self.unfinished[queued.topic()].discard(queued.offset())
@@ -235,13 +262,18 @@ class Task:
                     again.extend(waiting)
                     return
 
-        self.outside.start(call, done)
+        self.outside.start(with_event(call, event_fields(message, envelope.event_id)), done)
 
     # -- dead letters --------------------------------------------------------------------------
 
-    def dead_letter(self, message: confluent_kafka.Message, spec: topics.TopicSpec, error: str) -> None:
+    def dead_letter(self, message: confluent_kafka.Message, spec: topics.TopicSpec, error: str,
+                    event_id: str | None = None, *, reason: Reason) -> None:
+        """Set the record aside on the topic's dead-letter topic; `event_id` when it decoded, `reason`
+        the class of `error` that the metrics count (never its text, which names keys)."""
+        tally = self.tallies[message.topic()]
+        tally.dead[reason] = tally.dead.get(reason, 0) + 1
         raw: bytes = message.value() or b""
-        log.warning("dead-lettered %s[%d]@%d: %s", message.topic(), message.partition(), message.offset(), error[:500])
+        log.warning("dead-lettered: %s", error[:500], extra=event_fields(message, event_id))
         letter = Envelope.new(_tenant_of(raw), DeadLetter(
             source_topic=message.topic(),
             source_partition=message.partition(),

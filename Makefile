@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install kafka stripe-mock druid broker token trigger unit bench-orders clean
+.PHONY: run test install kafka stripe-mock druid broker token trigger carrier unit bench-orders clean
 .PHONY: prometheus metrics
 
 $(STAMP): pyproject.toml
@@ -24,14 +24,16 @@ kafka: install
 stripe-mock: install
 	@$(PY) -m devtools.stripe_mock fetch
 
-# Broker, stripe-mock, worker and gateway under honcho; with KAFKA_BOOTSTRAP_SERVERS set no local
-# broker, with STRIPE_API_BASE set no stripe-mock. In development mode (FC_DEVELOPMENT=1 unless set):
-# unset secrets are the repository's, which the worker and the gateway say in their first lines.
+# Broker, stripe-mock, SMTP server, worker, notifications worker and gateway under honcho; with
+# KAFKA_BOOTSTRAP_SERVERS set no local broker, with STRIPE_API_BASE set no stripe-mock, with SMTP_URL
+# set no SMTP server (mail lands in .data/mail as .eml files otherwise). In development mode
+# (FC_DEVELOPMENT=1 unless set): unset secrets are the repository's, which the worker and the gateway say in their first lines.
 run: kafka stripe-mock
 	@export FC_DEVELOPMENT=$${FC_DEVELOPMENT:-1}; \
 	if [ "$$FC_DEVELOPMENT" = 1 ]; then echo "[run] development mode (FC_DEVELOPMENT=1): unset secrets are the" \
 		"repository's development JWT and webhook secrets; never use this outside a laptop"; fi; \
-	processes="worker gateway"; \
+	processes="worker notifications gateway"; \
+	if [ -z "$$SMTP_URL" ]; then processes="smtp $$processes"; fi; \
 	if [ -z "$$STRIPE_API_BASE" ]; then processes="stripe-mock $$processes"; fi; \
 	if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then processes="broker $$processes"; fi; \
 	exec $(VENV)/bin/honcho start -f Procfile $$processes
@@ -72,6 +74,13 @@ metrics: install
 trigger: install
 	@FC_DEVELOPMENT=$${FC_DEVELOPMENT:-1} $(PY) -m devtools.stripe_trigger $(EVENT) --order $(ORDER) --token $(TOKEN) \
 		$(TRIGGER_ARGS)
+
+# make carrier TRACKING=<tracking number> STATUS=in_transit: a signed EasyPost tracker update (STATUS is
+# EasyPost's: pre_transit, in_transit, out_for_delivery, delivered, return_to_sender, failure, ...).
+# Signed with CARRIER_WEBHOOK_SECRET, the development one unless set (as `make run`).
+carrier: install
+	@FC_DEVELOPMENT=$${FC_DEVELOPMENT:-1} $(PY) -m devtools.carrier_trigger $(TRACKING) $(or $(STATUS),in_transit) \
+		$(CARRIER_ARGS)
 
 # make token ROLE=vendor TENANT=acme SUB=alice; an admin's token says MFA (amr pwd, mfa) unless MFA=no.
 # Signed with GATEWAY_JWT_SECRET, the development one unless set (as `make run`), with

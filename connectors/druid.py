@@ -188,6 +188,36 @@ class DruidAnalytics:
         found = {row["type"]: row["events"] for row in rows}
         return {step: found.get(step, 0) for step in steps}
 
+    def fulfilment_times(self) -> dict[str, dict[str, float | int | None]]:
+        """Per tenant: shipments made and delivered, and the mean seconds from an order's confirmation to
+        a shipment (ShipmentCreated) and to its delivery (the carrier's time of `delivered`). Each event
+        carries `since_confirmed_seconds`, summed at ingestion: the mean is that sum over the events."""
+        rows = self.sql(
+            "SELECT tenant, "
+            "SUM(CASE WHEN type = 'ShipmentCreated' THEN \"count\" ELSE 0 END) AS shipped, "
+            "SUM(CASE WHEN type = 'ShipmentCreated' THEN since_confirmed_seconds ELSE 0 END) AS to_ship, "
+            "SUM(CASE WHEN status = 'delivered' THEN \"count\" ELSE 0 END) AS delivered, "
+            "SUM(CASE WHEN status = 'delivered' THEN since_confirmed_seconds ELSE 0 END) AS to_deliver "
+            f'FROM "{self.datasource(topics.SHIPMENTS_EVENTS)}" GROUP BY tenant ORDER BY tenant'
+        )
+        return {row["tenant"]: {
+            "shipments": row["shipped"], "delivered": row["delivered"],
+            "seconds_to_ship": row["to_ship"] / row["shipped"] if row["shipped"] else None,
+            "seconds_to_deliver": row["to_deliver"] / row["delivered"] if row["delivered"] else None,
+        } for row in rows}
+
+    def delivery_exceptions(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Per tenant and carrier: shipments' status changes to `exception` and to `returned`."""
+        rows = self.sql(
+            "SELECT tenant, carrier, "
+            "SUM(CASE WHEN status = 'exception' THEN \"count\" ELSE 0 END) AS exceptions, "
+            "SUM(CASE WHEN status = 'returned' THEN \"count\" ELSE 0 END) AS returned "
+            f'FROM "{self.datasource(topics.SHIPMENTS_EVENTS)}" WHERE type = \'ShipmentStatusChanged\' '
+            "GROUP BY tenant, carrier ORDER BY tenant, carrier"
+        )
+        return {(row["tenant"], row["carrier"]): {"exceptions": row["exceptions"], "returned": row["returned"]}
+                for row in rows}
+
     # -- questions (native, pydruid's client) ------------------------------------------------
 
     def order_events_by_status(self) -> dict[str, int]:

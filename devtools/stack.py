@@ -22,7 +22,6 @@ from typing import Any
 
 import confluent_kafka
 
-from streams import topics
 from streams.runtime.reads import read_headers
 from streams.settings import DEVELOPMENT_STRIPE_API_KEY, PROJECT_ROOT
 
@@ -31,6 +30,7 @@ RUNS_DIR = PROJECT_ROOT / ".data" / "test-runs"
 # as in production, and this process mints their tokens and signs their webhooks with the same.
 JWT_SECRET = secrets.token_urlsafe(32)
 WEBHOOK_SECRET = f"whsec_{secrets.token_urlsafe(32)}"
+CARRIER_SECRET = secrets.token_urlsafe(32)
 # Bursts of tests and benchmarks come from one address and a few principals: budgets far above them,
 # so that a 429 is met only where a test sets its own budgets (tests/integration/test_gateway_edge.py).
 UNLIMITED_EDGE = {
@@ -153,6 +153,7 @@ class Stack:
             FC_WORKER_URLS=",".join(f"http://127.0.0.1:{p}" for p in self.worker_ports),
             GATEWAY_JWT_SECRET=JWT_SECRET,
             STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            CARRIER_WEBHOOK_SECRET=CARRIER_SECRET,
             PYTHONUNBUFFERED="1",
             **UNLIMITED_EDGE,
         )
@@ -217,8 +218,9 @@ class Stack:
     def topic(self, name: str) -> str:
         return f"{self.namespace}{name}"
 
-    def wait_drained(self, timeout: float = 90.0) -> None:
-        """Until the agents have processed and committed every event on every topic they consume.
+    def wait_drained(self, timeout: float = 90.0, agents: str | None = None) -> None:
+        """Until the agents have processed and committed every event on every topic they consume:
+        the app group's agents, or those of a worker started with `agents` (`--agents`, its group).
 
         A status read through the gateway can be ahead of what it caused: a rejected order's
         releases may still be on their way to the SKUs. The pipeline is drained when no committed
@@ -229,17 +231,25 @@ class Stack:
         last: list[dict[tuple[str, int], int]] = []
 
         def drained() -> bool:
-            offsets, pending = self._pending_records()
+            offsets, pending = self._pending_records(agents)
             settled = pending == 0 and bool(last) and last[-1] == offsets
             last.append(offsets)
             return settled
 
         eventually(drained, timeout, f"the agents of {self.name} processing every event", pause=0.5)
 
-    def _pending_records(self) -> tuple[dict[tuple[str, int], int], int]:
+    def _pending_records(self, agents: str | None = None) -> tuple[dict[tuple[str, int], int], int]:
         """The group's committed offsets and how many committed records lie at or after them."""
-        names = [self.topic(spec.name) for spec in topics.ALL if spec.consumed]
-        group = confluent_kafka.Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.app_id})
+        from streams import agents as known
+        from streams.runtime.worker import group_id
+        from streams.settings import Settings
+
+        chosen = list(known.NAMES) if agents is None else agents.split(",")
+        # Built only to read their sources (a topic such as orders.events is read by another group).
+        built = known.build(Settings(development=True, app_id=self.app_id), None, chosen)  # type: ignore[arg-type]
+        names = sorted({self.topic(spec.name) for agent in built for spec in agent.sources})
+        group_name = group_id(Settings(development=True, app_id=self.app_id), chosen, known.NAMES)
+        group = confluent_kafka.Consumer({"bootstrap.servers": self.bootstrap, "group.id": group_name})
         reader = confluent_kafka.Consumer({
             "bootstrap.servers": self.bootstrap,
             "group.id": f"drain-check-{uuid.uuid4().hex}",

@@ -19,13 +19,14 @@ from gateway.routes import setup_routes
 from gateway.services import SERVICES, Services
 from gateway.views.health import READINESS, Readiness
 from gateway.views.payments import WEBHOOK_PATH
+from gateway.views.shipping import WEBHOOK_PATH as CARRIER_WEBHOOK_PATH
 from gateway.workers import WorkerReads, kafka_workers
 from streams.runtime.reads import read_credential, read_headers
 from streams.settings import Settings
 
 
 def create_app(settings: Settings) -> web.Application:
-    authenticate = auth_middleware(settings.jwt_secret, frozenset({WEBHOOK_PATH}), issuer=settings.jwt_issuer,
+    authenticate = auth_middleware(settings.jwt_secret, frozenset({WEBHOOK_PATH, CARRIER_WEBHOOK_PATH}), issuer=settings.jwt_issuer,
                                    audience=settings.jwt_audience)
     edge = Edge(settings)
     app = web.Application(

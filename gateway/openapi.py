@@ -28,7 +28,14 @@ from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from gateway.idempotency import MAX_IDEMPOTENCY_KEY
-from gateway.requests import AdjustmentRequest, CampaignRequest, OrderRequest, PledgeRequest, ProductRequest
+from gateway.requests import (
+    AdjustmentRequest,
+    CampaignRequest,
+    OrderRequest,
+    PledgeRequest,
+    ProductRequest,
+    ShipmentRequest,
+)
 from gateway.responses import (
     AdjustmentApplied,
     AdjustmentPending,
@@ -36,6 +43,7 @@ from gateway.responses import (
     CampaignPending,
     CampaignStatusName,
     CampaignView,
+    CarrierWebhookReceipt,
     ErrorBody,
     Health,
     MyPledge,
@@ -48,6 +56,8 @@ from gateway.responses import (
     ProductAccepted,
     ProductView,
     Readiness,
+    ShipmentPending,
+    ShipmentView,
     StockView,
     WebhookReceipt,
 )
@@ -91,7 +101,7 @@ class Operation:
     body: type[BaseModel] | None = None
     params: tuple[Param, ...] = ()
     roles: tuple[str, ...] = ()  # empty: any role with a valid token
-    auth: Literal["bearer", "none", "stripe"] = "bearer"
+    auth: Literal["bearer", "none", "stripe", "carrier"] = "bearer"
     reads_workers: bool = False  # reads a table through a worker: may be 503 while no worker serves it
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -184,7 +194,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Cancel an order: before the capture the intent is voided, after it the payment is refunded", "orders",
         {202: Answer("cancelling (or refunding)", (OrderCancelAccepted,), ("Location",)),
          404: error("no such order, or not the caller's"),
-         409: error("`not_cancellable`: the order is already refunded, cancelled or ended")},
+         409: error("`not_cancellable`: the order is already refunded, cancelled or ended; `already_shipped`: "
+                    "the order has a shipment, request a return instead")},
         roles=("customer", "admin"), reads_workers=True),
     ("POST", "/v1/payments/webhook"): Operation(
         "Stripe's webhook events", "payments",
@@ -203,6 +214,35 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                       required=True),),
         auth="stripe", extra={"requestBody": {"required": True, "description": "a Stripe event, as Stripe sends it",
                                               "content": {"application/json": {"schema": {"type": "object"}}}}}),
+    ("POST", "/v1/orders/{order_id}/shipments"): Operation(
+        "Ship lines of a confirmed order (one of several shipments, or all of it)", "shipping",
+        {201: Answer("the shipment, as the orders agent made it (`label_created`)", (ShipmentView,), ("Location",)),
+         202: Answer("written; the orders agent had not decided within a few seconds", (ShipmentPending,),
+                     ("Location",)),
+         404: error("no such order in the caller's tenant"),
+         409: error("`not_shippable`: the order is not confirmed (nor partially shipped); `exceeds_ordered`: more "
+                    "units of a SKU than ordered and not yet shipped, or a SKU not on the order; "
+                    "`idempotency_key_reused`")},
+        description="The order's status follows its shipments: `partially_shipped` while units remain, `shipped` "
+                    "once all are in shipments, `delivered` once every shipment is. The carrier's tracking "
+                    "updates (`POST /v1/shipping/webhook`) move each shipment: `label_created`, `in_transit`, "
+                    "`out_for_delivery`, `delivered`, `exception`, `returned`.",
+        body=ShipmentRequest, roles=("vendor", "admin"), params=(IDEMPOTENCY_KEY,), reads_workers=True),
+    ("POST", "/v1/shipping/webhook"): Operation(
+        "Carrier tracking updates (EasyPost's tracker events)", "shipping",
+        {200: Answer("a genuine update: recorded (an unknown tracking number is dead-lettered by the shipping "
+                     "agent), or acknowledged and ignored", (CarrierWebhookReceipt,)),
+         400: error("`invalid_webhook`: missing or bad `X-Hmac-Signature`, or a body that is not an EasyPost "
+                    "tracker event; nothing is written")},
+        description="Authenticated by EasyPost's HMAC over the raw body (CARRIER_WEBHOOK_SECRET), not by a bearer "
+                    "token. EasyPost's statuses map to the shipment's: `pre_transit` -> `label_created`, "
+                    "`in_transit`, `out_for_delivery` (and `available_for_pickup`), `delivered`, "
+                    "`return_to_sender` -> `returned`, `failure`, `error`, `unknown`, `cancelled` -> `exception`. "
+                    "Updates out of order never move a shipment backwards; a replayed event id changes nothing.",
+        params=(Param("X-Hmac-Signature", "header", str, "`hmac-sha256-hex=<hex HMAC-SHA256 of the body>` as "
+                      "EasyPost sends it", required=True),),
+        auth="carrier", extra={"requestBody": {"required": True, "description": "an EasyPost Event (tracker.updated)",
+                                               "content": {"application/json": {"schema": {"type": "object"}}}}}),
     ("POST", "/v1/campaigns"): Operation(
         "Open a group-buying campaign: holds max_quantity units of the SKU until ends_at", "campaigns",
         {202: Answer("the campaign as the campaigns agent decided (`open` or `rejected`), or `opening` when it "
@@ -252,6 +292,7 @@ TAGS = [
                                       "expired, refunded"},
     {"name": "campaigns", "description": "Group buying: pledges, and an order per pledge when the target is reached"},
     {"name": "payments", "description": "Stripe's webhooks"},
+    {"name": "shipping", "description": "Shipments of confirmed orders and the carrier's tracking updates"},
     {"name": "health", "description": "Probes"},
     {"name": "documentation", "description": "This document"},
 ]
@@ -272,7 +313,7 @@ DESCRIPTION = """The public HTTP API of FusionCommerce Streams. Writes are valid
 Kafka and are answered 202; the agents decide. Reads come from the agents' committed state.
 
 Authentication: `Authorization: Bearer <JWT>` (HS256; claims `sub`, `role` = customer, vendor or admin,
-`tenant`, `exp`) on every `/v1/` path but Stripe's webhook. Everything is scoped to the token's tenant.
+`tenant`, `exp`) on every `/v1/` path but the webhooks (Stripe's, the carrier's). Everything is scoped to the token's tenant.
 Errors are `{"error": {"code", "message", "details"}}`: 401 without or with a bad token, 403 for the wrong
 role, 404 for what does not exist or belongs to another tenant or customer, 409 for a conflict, 422 for an
 invalid body or query, 503 (with Retry-After) when the state cannot be read right now."""

@@ -76,3 +76,19 @@ class PledgeRequest(Frozen):
     model_config = ConfigDict(json_schema_extra={"examples": [{"quantity": 1}]})
 
     quantity: int = Field(ge=1, le=10_000)
+
+
+class ShipmentRequest(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"lines": [{"sku": "MUG-1", "quantity": 1}], "carrier": "USPS", "tracking_number": "EZ1000000001",
+         "service": "Priority"}]})
+
+    lines: tuple[OrderLineRequest, ...] = Field(min_length=1, max_length=100)
+    carrier: str = Field(min_length=1, max_length=64)
+    tracking_number: Identifier
+    service: str | None = Field(None, min_length=1, max_length=64)
+
+    @field_validator("lines")
+    @classmethod
+    def _one_line_per_sku(cls, lines: tuple[OrderLineRequest, ...]) -> tuple[OrderLineRequest, ...]:
+        return OrderRequest._one_line_per_sku(lines)  # type: ignore[no-any-return]

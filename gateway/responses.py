@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from streams.models import CampaignStatus, Frozen, Money, OrderStatus, PaymentStatus, PledgeResult
+from streams.models import CampaignStatus, Frozen, Money, OrderStatus, PaymentStatus, PledgeResult, ShipmentStatus
 
 
 def _names(constants: type) -> tuple[str, ...]:
@@ -25,6 +25,7 @@ def _names(constants: type) -> tuple[str, ...]:
 OrderStatusName = Literal[_names(OrderStatus)]  # type: ignore[valid-type]
 CampaignStatusName = Literal[_names(CampaignStatus)]  # type: ignore[valid-type]
 PaymentStatusName = Literal[_names(PaymentStatus)]  # type: ignore[valid-type]
+ShipmentStatusName = Literal[_names(ShipmentStatus)]  # type: ignore[valid-type]
 
 
 class ErrorDetail(Frozen):
@@ -117,6 +118,39 @@ class PaymentView(Frozen):
         None, description="only for the customer who placed the order: the storefront confirms the payment with it")
 
 
+class ShipmentLineView(Frozen):
+    sku: str
+    quantity: int
+
+
+class ShipmentView(Frozen):
+    shipment_id: uuid.UUID
+    order_id: uuid.UUID
+    status: ShipmentStatusName
+    lines: list[ShipmentLineView]
+    carrier: str
+    tracking_number: str
+    service: str | None
+    tracking_url: str | None = Field(description="the carrier's public tracking page, once tracking reported it")
+    detail: str | None = Field(description="the carrier's latest message")
+    created_at: datetime
+    carrier_time: datetime | None = Field(description="the carrier's time of the latest update applied")
+
+
+class ShipmentPending(Frozen):
+    shipment_id: uuid.UUID
+    order_id: uuid.UUID
+    status: Literal["pending"] = Field(description="written; the orders agent had not decided within a few seconds "
+                                                 "(read the order's `shipments`)")
+
+
+class CarrierWebhookReceipt(Frozen):
+    received: Literal[True]
+    event_id: str
+    tracking_code: str
+    ignored: str | None = Field(None, description="why nothing was recorded, when nothing was")
+
+
 class OrderView(Frozen):
     order_id: uuid.UUID
     status: OrderStatusName
@@ -126,6 +160,9 @@ class OrderView(Frozen):
     history: list[StatusChange]
     hold_expires_at: datetime | None = Field(description="when the held units go back unless paid")
     payment: PaymentView | None
+    fulfilment: Literal["awaiting_shipment", "partially_shipped", "shipped", "delivered"] | None = Field(
+        None, description="`awaiting_shipment` once confirmed, then as the status reads it from the shipments")
+    shipments: list[ShipmentView] = Field(default_factory=list, description="the order's shipments, oldest first")
 
 
 class CampaignView(Frozen):

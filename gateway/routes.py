@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.views import campaigns, catalog, docs, health, inventory, orders, payments
+from gateway.views import campaigns, catalog, docs, health, inventory, orders, payments, shipping
 
 
 def setup_routes(app: web.Application) -> None:
@@ -21,6 +21,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/orders/{order_id}", orders.get_order)
     app.router.add_post("/v1/orders/{order_id}/cancel", orders.cancel_order)
     app.router.add_post(payments.WEBHOOK_PATH, payments.stripe_webhook)
+    app.router.add_post("/v1/orders/{order_id}/shipments", shipping.create_shipment)
+    app.router.add_post(shipping.WEBHOOK_PATH, shipping.carrier_webhook)
     app.router.add_post("/v1/campaigns", campaigns.open_campaign)
     app.router.add_get("/v1/campaigns", campaigns.list_campaigns)
     app.router.add_get("/v1/campaigns/{campaign_id}", campaigns.get_campaign)

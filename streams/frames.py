@@ -99,7 +99,9 @@ def payload_columns(model: type[BaseModel], prefix: str = "", path: tuple[str, .
     for name, field in model.model_fields.items():
         nested = _model(field.annotation)
         if nested is None:
-            found.append(Column(f"{prefix}{name}", (*path, name), dtype_of(field.annotation), _as_json(field.annotation)))
+            # A payload's own `occurred_at` (a carrier's time of its update) sits beside the envelope's, prefixed.
+            column = f"payload_{name}" if not path and name == "occurred_at" else f"{prefix}{name}"
+            found.append(Column(column, (*path, name), dtype_of(field.annotation), _as_json(field.annotation)))
             continue
         mark = next((a for a in field.metadata if isinstance(a, m.Analytics) and a.role == "expand"), None)
         inner = f"{name}_" if mark is None or mark.prefix is None else mark.prefix

@@ -462,6 +462,93 @@ class PaymentPartiallyRefunded(Payload):
     refunded: Money
 
 
+# Shipping. A confirmed order awaits shipment; the tenant's vendor ships its lines in one or more
+# shipments (CreateShipment, on `shipments.commands`, decided by the orders agent, the single writer
+# of an order and its shipments). Carrier tracking updates arrive keyed by tracking number
+# (`shipping.tracking`); the shipping agent resolves them to their order (TrackShipment).
+
+
+class ShipmentLine(Frozen):
+    sku: Identifier
+    quantity: int = Field(ge=1)
+
+
+class CreateShipment(Payload):
+    order_id: uuid.UUID
+    shipment_id: uuid.UUID
+    lines: tuple[ShipmentLine, ...] = Field(min_length=1)
+    carrier: str = Field(min_length=1, max_length=64)
+    tracking_number: Identifier
+    service: str | None = Field(None, max_length=64)
+    requested_by: str
+    # Hash of the request, kept with the shipment: an Idempotency-Key replay with another body is told apart.
+    request_hash: str | None = None
+
+
+class CarrierUpdate(Frozen):
+    """One carrier tracking update, reduced to what the shipment decision reads."""
+
+    carrier_event_id: str = Field(min_length=1, max_length=255)
+    status: str  # a ShipmentStatus (mapped from the aggregator's)
+    carrier: str = Field(min_length=1, max_length=64)
+    tracking_url: str | None = None
+    detail: str | None = None
+    carrier_time: UtcDatetime  # when the carrier recorded it (not when it reached us)
+
+
+class CarrierUpdateReceived(Payload):
+    """A carrier webhook whose signature verified, keyed by its tracking number (no tenant known yet)."""
+
+    tracking_number: Identifier
+    update: CarrierUpdate
+
+
+class RegisterTracking(Payload):
+    """A shipment's tracking number, so that the carrier's updates find their order."""
+
+    tracking_number: Identifier
+    order_id: uuid.UUID
+    shipment_id: uuid.UUID
+
+
+class TrackShipment(Payload):
+    """A carrier update resolved to its order and shipment."""
+
+    order_id: uuid.UUID
+    shipment_id: uuid.UUID
+    tracking_number: Identifier
+    update: CarrierUpdate
+
+
+class ShipmentCreated(Payload):
+    order_id: uuid.UUID
+    shipment_id: uuid.UUID
+    lines: tuple[ShipmentLine, ...]
+    carrier: Annotated[str, DIMENSION]
+    tracking_number: str
+    service: Annotated[str | None, DIMENSION] = None
+    tracking_url: str | None = None
+    units: Annotated[int, SUM] = 0
+    # Seconds from the order's confirmation to this event (analytics: time to ship).
+    since_confirmed_seconds: Annotated[int, SUM] = 0
+
+
+class ShipmentStatusChanged(Payload):
+    order_id: uuid.UUID
+    shipment_id: uuid.UUID
+    status: Annotated[str, DIMENSION]
+    carrier: Annotated[str, DIMENSION]
+    tracking_number: str
+    tracking_url: str | None = None
+    detail: str | None = None
+    # The carrier's time of the update (the envelope's `occurred_at` is the decision's; a frame shows this one
+    # as `payload_occurred_at`, streams/frames.py).
+    occurred_at: UtcDatetime
+    previous_status: Annotated[str | None, DIMENSION] = None
+    # Seconds from the order's confirmation to the carrier's update (analytics: time to deliver).
+    since_confirmed_seconds: Annotated[int, SUM] = 0
+
+
 class DeadLetter(Payload):
     """A message an agent could not process: why, where it is, and its bytes as they were on the
     topic (base64), at most the first 64 KiB of them: the source offset points at the whole."""
@@ -513,14 +600,16 @@ class Envelope(Frozen):
             payload=payload,
         )
 
-    def derive(self, payload: Payload, index: int, occurred_at: datetime | None = None) -> Envelope:
+    def derive(self, payload: Payload, index: int, occurred_at: datetime | None = None,
+               tenant: str | None = None) -> Envelope:
         """An event caused by this one, with an id fixed by this event's id and the position.
 
         Reprocessing the same input after a crash yields the same ids, so downstream consumers
-        can recognise a repeat.
+        can recognise a repeat. `tenant`: the events' tenant when the input's is not theirs (a
+        carrier's update knows no tenant until its tracking number is resolved).
         """
         return Envelope.new(
-            self.tenant,
+            tenant or self.tenant,
             payload,
             event_id=uuid5(self.event_id, f"{index}:{type(payload).__name__}"),
             occurred_at=occurred_at or self.occurred_at,
@@ -638,6 +727,10 @@ class OrderStatus:
     PAYMENT_FAILED = "payment_failed"
     REFUNDING = "refunding"
     REFUNDED = "refunded"
+    # Read from the order's shipments (streams/tables/shipping.py).
+    PARTIALLY_SHIPPED = "partially_shipped"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
 
 
 class OrderLineState(Frozen):
@@ -662,6 +755,49 @@ class OrderPayment(Frozen):
     refunded: Money | None = None
 
 
+class ShipmentStatus:
+    LABEL_CREATED = "label_created"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    EXCEPTION = "exception"
+    RETURNED = "returned"
+
+
+class Shipment(Frozen):
+    """One shipment of an order, as the orders agent keeps it."""
+
+    shipment_id: uuid.UUID
+    lines: tuple[ShipmentLine, ...]
+    carrier: str
+    tracking_number: str
+    service: str | None = None
+    status: str = ShipmentStatus.LABEL_CREATED
+    tracking_url: str | None = None
+    detail: str | None = None
+    created_at: UtcDatetime
+    # The carrier's time of the latest update applied, and the highest rank reached (never backwards).
+    carrier_time: UtcDatetime | None = None
+    rank: int = 0
+    # Carrier event ids already applied (bounded): a replayed update changes nothing.
+    seen_events: tuple[str, ...] = ()
+    requested_by: str = ""
+    request_hash: str | None = None
+
+    @property
+    def units(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+
+class TrackingRegistration(Frozen):
+    """The shipping agent's index, keyed by tracking number: which order's shipment it tracks."""
+
+    tracking_number: Identifier
+    tenant: Identifier
+    order_id: uuid.UUID
+    shipment_id: uuid.UUID
+
+
 class Order(Frozen):
     order_id: uuid.UUID
     tenant: Identifier
@@ -674,6 +810,11 @@ class Order(Frozen):
     total: Money | None = None
     hold_expires_at: UtcDatetime | None = None
     payment: OrderPayment | None = None
+    # Shipping: `awaiting_shipment` once confirmed, then the order's status (streams/tables/shipping.py).
+    fulfilment: str | None = None
+    shipments: tuple[Shipment, ...] = ()
+    # Shipments refused by id (bounded), so that the vendor's request reads its verdict.
+    refused_shipments: dict[str, str] = Field(default_factory=dict)
 
 
 class PaymentStatus:
@@ -699,3 +840,40 @@ class Payment(Frozen):
     refunded: Money | None = None
     # Stripe event ids already applied: webhooks are delivered at least once and in any order.
     seen_stripe_events: tuple[str, ...] = ()
+
+
+class Mail(Frozen):
+    """A message the notifications agent sends (streams/tables/notifications.py): its kind (the
+    template), the recipient's address (None while the customer is not known yet: a shipment read
+    before its order), a Message-ID fixed by the event and the kind, and the template's values."""
+
+    message_id: str
+    kind: str
+    locale: str = "en"
+    to: str | None = None
+    values: dict[str, str] = Field(default_factory=dict)
+
+
+class MailRecord(Frozen):
+    """What became of a message: `sent` (the SMTP server accepted it) or `refused` (the server said
+    no, or did not answer within the deadline), with the reason."""
+
+    kind: str
+    to: str
+    outcome: Literal["sent", "refused"]
+    detail: str | None = None
+
+
+class Notifications(Frozen):
+    """The notifications agent's record of one order or campaign (its key): whom to tell, and every
+    message it sent, by Message-ID, so that an event processed again sends nothing twice."""
+
+    tenant: Identifier
+    customer: str | None = None
+    # A campaign's pledgers (customer -> units) and its terms, from its funnel events.
+    pledges: dict[str, int] = Field(default_factory=dict)
+    sku: str | None = None
+    group_price: Money | None = None
+    # Messages for the customer of an order whose customer is not known yet.
+    held: tuple[Mail, ...] = ()
+    sent: dict[str, MailRecord] = Field(default_factory=dict)

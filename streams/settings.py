@@ -23,6 +23,7 @@ DEVELOPMENT_JWT_SECRET = "fusioncommerce-development-secret-change-me"
 # stripe-mock accepts any test-mode key; webhooks in development are signed by devtools/stripe_trigger.py.
 DEVELOPMENT_STRIPE_API_KEY = "sk_test_123"
 DEVELOPMENT_STRIPE_WEBHOOK_SECRET = "whsec_fusioncommerce_development"
+DEVELOPMENT_CARRIER_WEBHOOK_SECRET = "carrier_fusioncommerce_development"
 # HS256 and Stripe's webhook HMAC are only as strong as their key; Stripe's own `whsec_` secrets are longer.
 MIN_SECRET_BYTES = 32
 RANDOM_SECRET_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -117,6 +118,9 @@ class Settings(BaseSettings):
                                  validation_alias="STRIPE_API_BASE")
     stripe_webhook_secret: str = Field(default_factory=_development_default(DEVELOPMENT_STRIPE_WEBHOOK_SECRET),
                                        validation_alias="STRIPE_WEBHOOK_SECRET", repr=False)
+    # The carrier aggregator's (EasyPost's) webhook secret: `X-Hmac-Signature` on tracking updates.
+    carrier_webhook_secret: str = Field(default_factory=_development_default(DEVELOPMENT_CARRIER_WEBHOOK_SECRET),
+                                        validation_alias="CARRIER_WEBHOOK_SECRET", repr=False)
     # A Stripe call makes up to `stripe_attempts` HTTP attempts of at most `stripe_timeout_seconds` each
     # (the SDK retries transient failures with its own backoff) and fails at its deadline whatever is
     # left: keep the deadline well below the transaction timeout, so a hanging Stripe slows payments only.
@@ -126,6 +130,25 @@ class Settings(BaseSettings):
     # A JSON line per HTTP attempt at a Stripe call, retries included, appended by every process
     # (tests count calls with it).
     stripe_call_log: Path | None = Field(None, validation_alias="FC_STRIPE_CALL_LOG")
+
+    # Notifications (streams/agents/notifications.py): email through SMTP. `SMTP_URL` is
+    # smtp://[user:password@]host[:port] (plain), smtp+starttls://... (STARTTLS required) or
+    # smtps://... (TLS from the start); in development mode `make run`'s own server (devtools/smtp.py,
+    # port `smtp_port`, messages kept as .eml files in `mail_dir`). Outside development mode the
+    # notifications agent refuses to start without it. A send is bounded by `smtp_timeout_seconds`,
+    # well below the transaction timeout, so a slow server slows notifications only.
+    smtp_port: int = Field(8025, validation_alias="FC_SMTP_PORT", ge=0, le=65535)
+    smtp_url: str = Field(default_factory=lambda data: (f"smtp://127.0.0.1:{data.get('smtp_port', 8025)}"
+                                                        if data.get("development") else ""),
+                          validation_alias="SMTP_URL", repr=False)
+    smtp_timeout_seconds: float = Field(5.0, validation_alias="FC_SMTP_TIMEOUT", gt=0)
+    mail_dir: Path = Field(PROJECT_ROOT / ".data" / "mail", validation_alias="FC_MAIL_DIR")
+    mail_from: str = Field("FusionCommerce <notifications@fusioncommerce.example>", validation_alias="FC_MAIL_FROM")
+    # The directory of recipients (a known gap: no address book yet). `{sub}` is the customer's
+    # token subject, `{tenant}` the tenant; .example addresses are never delivered anywhere.
+    mail_customer_address: str = Field("{sub}@{tenant}.customers.example", validation_alias="FC_MAIL_CUSTOMER_ADDRESS")
+    mail_vendor_address: str = Field("orders@{tenant}.vendors.example", validation_alias="FC_MAIL_VENDOR_ADDRESS")
+    mail_locale: str = Field("en", validation_alias="FC_MAIL_LOCALE")
 
     # `make metrics`: a Prometheus server (devtools/prometheus.py) on 127.0.0.1 scraping the gateway
     # and `worker_urls` at /metrics, data under .data/prometheus.
@@ -202,6 +225,8 @@ class Settings(BaseSettings):
         for variable, value, development_value, advice in (
             ("GATEWAY_JWT_SECRET", self.jwt_secret, DEVELOPMENT_JWT_SECRET, random_secret),
             ("STRIPE_WEBHOOK_SECRET", self.stripe_webhook_secret, DEVELOPMENT_STRIPE_WEBHOOK_SECRET, webhook_secret),
+            ("CARRIER_WEBHOOK_SECRET", self.carrier_webhook_secret, DEVELOPMENT_CARRIER_WEBHOOK_SECRET,
+             "set it to the webhook secret of your EasyPost account (its webhook's `webhook_secret`)"),
         ):
             if not value:
                 problems.append(f"{variable} is not set: {advice}")
@@ -218,6 +243,7 @@ class Settings(BaseSettings):
         used = [what for what, value, development_value in (
             ("JWT secret", self.jwt_secret, DEVELOPMENT_JWT_SECRET),
             ("webhook secret", self.stripe_webhook_secret, DEVELOPMENT_STRIPE_WEBHOOK_SECRET),
+            ("carrier webhook secret", self.carrier_webhook_secret, DEVELOPMENT_CARRIER_WEBHOOK_SECRET),
             ("Stripe test key", self.stripe_api_key, DEVELOPMENT_STRIPE_API_KEY),
         ) if value == development_value]
         listed = ", ".join(used[:-1]) + (" and " if len(used) > 1 else "") + used[-1] if used else ""

@@ -40,6 +40,14 @@ def _by_campaign(event: m.Envelope) -> bytes:
     return campaign_key(event.tenant, event.payload.campaign_id)  # type: ignore[attr-defined]
 
 
+def tracking_key(tracking_number: str) -> bytes:
+    return tracking_number.encode()
+
+
+def _by_tracking_number(event: m.Envelope) -> bytes:
+    return tracking_key(event.payload.tracking_number)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -111,9 +119,8 @@ ORDERS_EVENTS = TopicSpec(
     key="<order_id>",
     payloads=(m.OrderStatusChanged,),
     writers="orders agent",
-    readers="Druid, data science, webhooks",
+    readers="notifications agent (its own group), Druid, data science, webhooks",
     key_of=_by_order,
-    consumed=False,
     datasource="orders_events",
 )
 
@@ -170,10 +177,35 @@ CAMPAIGNS_EVENTS = TopicSpec(
         m.CampaignTipped, m.CampaignSucceeded, m.CampaignFailed, m.CampaignCancelled,
     ),
     writers="campaigns agent",
-    readers="Druid (the campaign funnel), data science",
+    readers="notifications agent (its own group), Druid (the campaign funnel), data science",
     key_of=_by_campaign,
-    consumed=False,
     datasource="campaigns_events",
+)
+
+SHIPMENTS_COMMANDS = TopicSpec(
+    name="shipments.commands",
+    key="<order_id>",
+    payloads=(m.CreateShipment, m.TrackShipment),
+    writers="gateway (CreateShipment), shipping agent (TrackShipment: a carrier update resolved to its order)",
+    readers="orders agent (the single writer of an order and its shipments)",
+    key_of=_by_order,
+)
+SHIPMENTS_EVENTS = TopicSpec(
+    name="shipments.events",
+    key="<order_id>",
+    payloads=(m.ShipmentCreated, m.ShipmentStatusChanged),
+    writers="orders agent (the shipping decision, streams/tables/shipping.py)",
+    readers="notifications agent (its own group), Druid, data science",
+    key_of=_by_order,
+    datasource="shipments_events",
+)
+SHIPPING_TRACKING = TopicSpec(
+    name="shipping.tracking",
+    key="<tracking_number>",
+    payloads=(m.RegisterTracking, m.CarrierUpdateReceived),
+    writers="orders agent (RegisterTracking), gateway (CarrierUpdateReceived, verified carrier webhooks)",
+    readers="shipping agent",
+    key_of=_by_tracking_number,
 )
 
 ALL: tuple[TopicSpec, ...] = (
@@ -189,6 +221,9 @@ ALL: tuple[TopicSpec, ...] = (
     CAMPAIGNS_COMMANDS,
     INVENTORY_CAMPAIGN_HOLDS,
     CAMPAIGNS_EVENTS,
+    SHIPMENTS_COMMANDS,
+    SHIPMENTS_EVENTS,
+    SHIPPING_TRACKING,
 )
 
 _BY_PAYLOAD: dict[type[m.Payload], TopicSpec] = {p: spec for spec in ALL for p in spec.payloads}

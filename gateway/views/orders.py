@@ -5,6 +5,7 @@ order; the body's hash is stored with the order, so a replay with another body i
 gateway/idempotency.py). Cancelling needs no key: the order id names what is cancelled, and the
 orders agent cancels (or refunds) an order once; a retry finds it cancelling or cancelled (409
 `not_cancellable`, or 202 while the first cancel is still on its way) and writes nothing that acts twice.
+An order with a shipment cannot be cancelled: 409 `already_shipped`, advising a return instead.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _order_id(who: Principal, key: str | None) -> uuid.UUID:
     return uuid.uuid4() if key is None else derived_id(IDEMPOTENCY_NAMESPACE, who, key)
 
 
-def _visible(order: dict[str, Any] | None, who: Principal) -> bool:
+def visible_to(order: dict[str, Any] | None, who: Principal) -> bool:
     if order is None or order["tenant"] != who.tenant:
         return False
     return who.role != "customer" or order["customer"] == who.sub
@@ -49,7 +50,7 @@ def _accepted(order_id: uuid.UUID) -> web.Response:
 
 def _replayed(order: dict[str, Any], order_id: uuid.UUID, request_hash: str, who: Principal) -> web.Response:
     """The answer to a request whose key names an order that exists: the first answer, or 409."""
-    if order["request_hash"] != request_hash or not _visible(order, who):
+    if order["request_hash"] != request_hash or not visible_to(order, who):
         raise key_reused({"order_id": str(order_id)})
     return _accepted(order_id)
 
@@ -96,7 +97,7 @@ async def place_order(request: web.Request) -> web.Response:
     return _accepted(order_id)
 
 
-def _parse_order_id(request: web.Request) -> uuid.UUID:
+def parse_order_id(request: web.Request) -> uuid.UUID:
     try:
         return uuid.UUID(request.match_info["order_id"])
     except ValueError:
@@ -106,6 +107,8 @@ def _parse_order_id(request: web.Request) -> uuid.UUID:
 CANCELLABLE = (
     OrderStatus.PENDING, OrderStatus.RESERVED, OrderStatus.PAYMENT_PENDING, OrderStatus.PAID, OrderStatus.CONFIRMED
 )
+# An order with any shipment is refused a cancel (409 `already_shipped`): a return is what it needs.
+SHIPPED = (OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
 
 def _payment_view(order: dict[str, Any], who: Principal) -> dict[str, Any] | None:
@@ -131,18 +134,30 @@ def _order_view(order: dict[str, Any], who: Principal) -> dict[str, Any]:
         "history": order["history"],
         "hold_expires_at": order["hold_expires_at"],
         "payment": _payment_view(order, who),
+        "fulfilment": order.get("fulfilment"),
+        "shipments": [shipment_view(order["order_id"], shipment) for shipment in order.get("shipments", ())],
+    }
+
+
+def shipment_view(order_id: str, shipment: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "shipment_id": shipment["shipment_id"], "order_id": order_id, "status": shipment["status"],
+        "lines": [{"sku": line["sku"], "quantity": line["quantity"]} for line in shipment["lines"]],
+        "carrier": shipment["carrier"], "tracking_number": shipment["tracking_number"],
+        "service": shipment["service"], "tracking_url": shipment["tracking_url"], "detail": shipment["detail"],
+        "created_at": shipment["created_at"], "carrier_time": shipment["carrier_time"],
     }
 
 
 async def get_order(request: web.Request) -> web.Response:
     who = principal(request)
-    order_id = _parse_order_id(request)
+    order_id = parse_order_id(request)
     wait, known = long_poll(request)
     found = services(request)
     order = await found.reads.state(
         "orders", str(order_id), wait=max(wait, found.settings.read_miss_wait_seconds if known is None else 0), known=known
     )
-    if order is None or not _visible(order, who):
+    if order is None or not visible_to(order, who):
         raise not_found(f"order {order_id}")
     return web.json_response(_order_view(order, who))
 
@@ -150,11 +165,16 @@ async def get_order(request: web.Request) -> web.Response:
 async def cancel_order(request: web.Request) -> web.Response:
     who = principal(request)
     who.require("customer", "admin")
-    order_id = _parse_order_id(request)
+    order_id = parse_order_id(request)
     found = services(request)
     order = await found.reads.state("orders", str(order_id), wait=found.settings.read_miss_wait_seconds)
-    if order is None or not _visible(order, who):
+    if order is None or not visible_to(order, who):
         raise not_found(f"order {order_id}")
+    if order["status"] in SHIPPED or order.get("shipments"):
+        raise ApiError(409, "already_shipped",
+                       f"the order is {order['status']}: it has left the warehouse and can no longer be cancelled; "
+                       "request a return instead (the vendor restocks what comes back)",
+                       {"order_id": str(order_id), "status": order["status"]})
     if order["status"] not in CANCELLABLE:
         raise ApiError(409, "not_cancellable",
                        f"the order is {order['status']}; only orders not yet refunded, cancelled or ended can be cancelled")

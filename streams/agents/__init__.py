@@ -1,7 +1,9 @@
 """The agents, one module per context; each binds source topics and a table to a pure decision.
 
 `build(settings, provider, names)` gives the agents a worker runs. The inventory agent reads the
-catalog table, so the two run together.
+catalog table, so the two run together. The notifications agent is not among the default ones: it
+runs alone, in a group of its own (`--agents notifications`), so that a slow SMTP server slows
+nothing else and its sources may be read by other agents too.
 """
 
 from __future__ import annotations
@@ -9,21 +11,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from connectors.stripe import PaymentProvider
-from streams.agents import campaigns, catalog, inventory, orders, payments
+from streams.agents import campaigns, catalog, inventory, notifications, orders, payments, shipping
 from streams.runtime.agent import Agent
 from streams.settings import Settings
 
-NAMES = ("catalog", "inventory", "orders", "payments", "campaigns")
+NAMES = ("catalog", "inventory", "orders", "payments", "campaigns", "shipping")
+# Agents run only when named, each alone in its group (`<app id>-<name>`).
+ALONE = ("notifications",)
 # The tables the agents write, which workers serve to readers.
-TABLES = tuple(module.TABLE.name for module in (catalog, inventory, orders, payments, campaigns))
+TABLES = tuple(module.TABLE.name for module in (catalog, inventory, orders, payments, campaigns, shipping))
 # Agents that read another agent's table run in the same group as that agent.
 NEEDS = {"inventory": "catalog"}
 
 
 def build(settings: Settings, provider: PaymentProvider, names: Sequence[str] = NAMES) -> list[Agent]:
-    unknown = sorted(set(names) - set(NAMES))
+    unknown = sorted(set(names) - set(NAMES) - set(ALONE))
     if unknown:
-        raise SystemExit(f"unknown agents {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+        raise SystemExit(f"unknown agents {', '.join(unknown)}; choose from {', '.join((*NAMES, *ALONE))}")
+    alone = sorted(set(names) & set(ALONE))
+    if alone and len(set(names)) > 1:
+        raise SystemExit(f"the {alone[0]} agent runs alone, in a group of its own: --agents {alone[0]}")
+    if alone:
+        return [notifications.agent(settings)]
     for name in names:
         if name in NEEDS and NEEDS[name] not in names:
             raise SystemExit(f"the {name} agent runs with the {NEEDS[name]} agent (they share a table); "
@@ -34,5 +43,6 @@ def build(settings: Settings, provider: PaymentProvider, names: Sequence[str] = 
         "orders": lambda: orders.agent(settings),
         "payments": lambda: payments.agent(provider),
         "campaigns": campaigns.agent,
+        "shipping": shipping.agent,
     }
     return [builders[name]() for name in NAMES if name in names]

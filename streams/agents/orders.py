@@ -3,12 +3,15 @@
 Inputs: `orders.commands` (PlaceOrder, CancelOrder, ExpireOrderHold), `inventory.reservations`
 (StockReserved, StockReservationRejected, StockReleased) and `payments.events` (PaymentIntentCreated,
 PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentCanceled, PaymentRefunded,
-PaymentPartiallyRefunded), all keyed by order id and co-partitioned, so one worker owns an order and
-every message about it.
+PaymentPartiallyRefunded) and `shipments.commands` (CreateShipment from the gateway, TrackShipment
+from the shipping agent), all keyed by order id and co-partitioned, so one worker owns an order and
+every message about it, its shipments included.
 State: table `orders` (Order), same key and partitions, with the due times of unpaid holds.
 Outputs: `inventory.commands` (ReserveStock, ReleaseStock, CommitStock, AdjustStock of a refund;
 key `<tenant>/<sku>`), `payments.commands` (RequestPayment, CapturePayment, CancelPayment,
-RefundPayment; key order id), `orders.events` (OrderStatusChanged, key order id).
+RefundPayment; key order id), `orders.events` (OrderStatusChanged, key order id),
+`shipments.events` (ShipmentCreated, ShipmentStatusChanged; key order id) and `shipping.tracking`
+(RegisterTracking; key tracking number).
 
 Hold expiry: when an unpaid hold's time is up, the deadline timer asks with `ExpireOrderHold` on
 `orders.commands`, once; the agent decides.
@@ -25,7 +28,7 @@ from streams.settings import Settings
 from streams.tables import orders
 from streams.tables.decision import Decision
 
-SOURCES = (topics.ORDERS_COMMANDS, topics.INVENTORY_RESERVATIONS, topics.PAYMENTS_EVENTS)
+SOURCES = (topics.ORDERS_COMMANDS, topics.INVENTORY_RESERVATIONS, topics.PAYMENTS_EVENTS, topics.SHIPMENTS_COMMANDS)
 TABLE = Table("orders", Order)
 
 

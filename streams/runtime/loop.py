@@ -179,6 +179,11 @@ class StreamThread:
                         self.positions[(message.topic(), message.partition())] = message.offset() + 1
                         events += 1
                     while not self.completions.empty():
+                        # A finished outside call frees its event's offset and may change state
+                        # without sending anything (notifications): a commit is due either way.
+                        if not self.transaction.open:
+                            self.transaction.begin()
+                            began = time.monotonic()
                         self.completions.get_nowait()()
                     now = time.monotonic()
                     if self.transaction.open and (not messages or events >= self.batch_limit

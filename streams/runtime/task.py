@@ -225,7 +225,7 @@ class Task:
         if changed:
             self.put(agent, key, decision.state)
         for index, payload in enumerate(decision.events):
-            self.send(envelope.derive(payload, index, now))
+            self.send(envelope.derive(payload, index, now, decision.tenant))
         if changed or decision.events:
             tally.applied += 1
         else:

@@ -18,3 +18,5 @@ class UnhandledEvent(ValueError):
 class Decision(Generic[State]):
     state: State
     events: list[Payload] = field(default_factory=list)
+    # The events' tenant when it is not the input's (a carrier update resolved to its order's tenant).
+    tenant: str | None = None

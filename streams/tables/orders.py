@@ -19,6 +19,11 @@ the order's payment (`partially_refunded`, with the amount refunded so far); the
 `confirmed` and no unit moves: which units came back, if any, is the vendor's to say with a stock
 adjustment. The refund that completes it (`PaymentRefunded`) ends the order `refunded` and
 restocks every line, as a cancel's refund does.
+
+A confirmed order awaits shipment; its shipments and the statuses read from them
+(`partially_shipped`, `shipped`, `delivered`) are decided in streams/tables/shipping.py. An order
+with a shipment is never cancelled (a CancelOrder changes nothing); a refund in Stripe after shipping
+is recorded on its payment and moves no stock.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from streams.models import (
     CancelPayment,
     CapturePayment,
     CommitStock,
+    CreateShipment,
     Envelope,
     ExpireOrderHold,
     Money,
@@ -57,10 +63,12 @@ from streams.models import (
     RequestPayment,
     ReserveStock,
     StatusEntry,
+    TrackShipment,
     StockReleased,
     StockReservationRejected,
     StockReserved,
 )
+from streams.tables import shipping
 from streams.tables.decision import Decision, UnhandledEvent
 
 # Stock is held and no money taken yet: a cancel releases the stock (and voids the intent).
@@ -212,7 +220,7 @@ def captured(order: Order, event: PaymentCaptured, now: datetime) -> Decision[Or
     if order.status not in PAYMENT_REQUESTED:
         return Decision(order)
     confirmed, changed = _transition(_with_payment_status(order, PaymentStatus.CAPTURED), OrderStatus.CONFIRMED, now,
-                                     hold_expires_at=None)
+                                     hold_expires_at=None, fulfilment=shipping.AWAITING_SHIPMENT)
     sales: list[Payload] = [CommitStock(order_id=order.order_id, sku=line.sku) for line in order.lines]
     return Decision(confirmed, [changed, *sales])
 
@@ -250,7 +258,8 @@ def payment_canceled(order: Order, event: PaymentCanceled, now: datetime) -> Dec
 
 
 def partially_refunded(order: Order, event: PaymentPartiallyRefunded, now: datetime) -> Decision[Order]:
-    if order.status not in (OrderStatus.REFUNDING, OrderStatus.CONFIRMED) or order.payment is None:
+    if order.status not in (OrderStatus.REFUNDING, OrderStatus.CONFIRMED, *shipping.SHIPPING_STATUSES) \
+            or order.payment is None:
         return Decision(order)
     before = order.payment.refunded
     if before is not None and before.amount >= event.refunded.amount:
@@ -259,6 +268,9 @@ def partially_refunded(order: Order, event: PaymentPartiallyRefunded, now: datet
 
 
 def refunded(order: Order, event: PaymentRefunded, now: datetime) -> Decision[Order]:
+    if order.status in shipping.SHIPPING_STATUSES:
+        # Refunded in Stripe after shipping: the units are with the customer, the vendor restocks what comes back.
+        return Decision(_with_payment_status(order, PaymentStatus.REFUNDED, refunded=event.amount))
     if order.status not in (OrderStatus.REFUNDING, OrderStatus.CONFIRMED):
         return Decision(order)
     done, changed = _transition(_with_payment_status(order, PaymentStatus.REFUNDED, refunded=event.amount),
@@ -304,4 +316,6 @@ _HANDLERS: dict[type[Payload], Callable[[Order, Any, datetime], Decision[Order]]
     PaymentCanceled: payment_canceled,
     PaymentPartiallyRefunded: partially_refunded,
     PaymentRefunded: refunded,
+    CreateShipment: shipping.ship,
+    TrackShipment: shipping.track,
 }

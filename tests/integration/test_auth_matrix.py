@@ -39,9 +39,11 @@ import jwt
 import pytest
 from aiohttp import web
 
+from connectors.carrier_webhooks import build_event as build_tracker_event
 from devtools.stripe_trigger import build_event
 from gateway.routes import setup_routes
 from gateway.views.payments import WEBHOOK_PATH
+from gateway.views.shipping import WEBHOOK_PATH as CARRIER_WEBHOOK_PATH
 from streams.topics import declared_names
 from tests.conftest import Api, read_topic, token
 from tests.harness import JWT_SECRET, Stack, eventually_async
@@ -134,6 +136,10 @@ DOORS: dict[tuple[str, str], Door] = {
     ("GET", "/v1/orders/{order_id}"): Door("/v1/orders/{order_id}", ALICE),
     ("POST", "/v1/orders/{order_id}/cancel"): Door("/v1/orders/{order_id}/cancel", ALICE, wrong_role="vendor"),
     ("POST", WEBHOOK_PATH): Door(WEBHOOK_PATH, Who("admin", "root")),
+    ("POST", "/v1/orders/{order_id}/shipments"): Door(
+        "/v1/orders/{order_id}/shipments", VERA, {"lines": [{"sku": SKU, "quantity": 1}], "carrier": "USPS",
+                                                   "tracking_number": "EZMATRIX1"}, wrong_role="customer"),
+    ("POST", CARRIER_WEBHOOK_PATH): Door(CARRIER_WEBHOOK_PATH, Who("admin", "root")),
     ("POST", "/v1/campaigns"): Door("/v1/campaigns", VERA, CAMPAIGN_BODY, wrong_role="customer"),
     ("GET", "/v1/campaigns"): Door(f"/v1/campaigns?sku={SKU}", ALICE),
     ("GET", "/v1/campaigns/{campaign_id}"): Door("/v1/campaigns/{campaign_id}", ALICE),
@@ -165,6 +171,8 @@ ANY_ROLE = NotApplicable("any role with a valid token may call it")
 OWN_TENANT = NotApplicable("it names nothing of a tenant's: it creates in the caller's own tenant")
 TENANT_WIDE = NotApplicable("what it names is the tenant's, visible to each of its customers")
 OWN_ONLY = NotApplicable("it names nothing of a customer's: it acts on the caller's own")
+CARRIER_ONLY = NotApplicable("authenticated by X-Hmac-Signature, not a bearer token: a bad and a missing signature "
+                             "are tried in test_shipping.py and test_shipping_decisions.py; see WEBHOOK_CASES")
 STRIPE_ONLY = NotApplicable("authenticated by Stripe-Signature, not a bearer token: no signature and a bad one "
                             "are tried in test_refunds.py and test_gateway_webhook.py; see WEBHOOK_CASES")
 NO_LIST_FOR_OTHERS = Shows(200, {"sku": SKU, "campaigns": []})  # another tenant's list of the SKU: empty
@@ -182,6 +190,8 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("GET", "/v1/orders/{order_id}"):                  (401, 401, 401, 401, ANY_ROLE, 404, 404, 403),
     ("POST", "/v1/orders/{order_id}/cancel"):          (401, 401, 401, 401, 403, 404, 404, 403),
     ("POST", WEBHOOK_PATH):                            (STRIPE_ONLY,) * 8,
+    ("POST", "/v1/orders/{order_id}/shipments"):       (401, 401, 401, 401, 403, 404, TENANT_WIDE, 403),
+    ("POST", CARRIER_WEBHOOK_PATH):                    (CARRIER_ONLY,) * 8,
     ("POST", "/v1/campaigns"):                         (401, 401, 401, 401, 403, OWN_TENANT, OWN_ONLY, 403),
     ("GET", "/v1/campaigns"):                          (401, 401, 401, 401, ANY_ROLE, NO_LIST_FOR_OTHERS,
                                                         TENANT_WIDE, 403),
@@ -193,10 +203,13 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
 }
 # The webhook's own case: a bearer token, even an admin's with MFA, is no signature.
 WEBHOOK_CASES = {"admin_bearer_without_signature": (400, "invalid_webhook")}
+# The carrier webhook's: a bearer token on a genuine-looking EasyPost update is no X-Hmac-Signature.
+CARRIER_CASES = {"admin_bearer_without_carrier_signature": (400, "invalid_webhook")}
 
 CELLS = [(route, case) for route, row in MATRIX.items() for case, expected in zip(CASES, row, strict=True)
          if not isinstance(expected, NotApplicable)]
 CELLS += [(("POST", WEBHOOK_PATH), case) for case in WEBHOOK_CASES]
+CELLS += [(("POST", CARRIER_WEBHOOK_PATH), case) for case in CARRIER_CASES]
 tried: list[tuple[tuple[str, str], str]] = []
 
 
@@ -228,7 +241,7 @@ def test_every_v1_route_of_the_route_table_and_the_document_is_in_the_matrix() -
     assert documented == set(MATRIX)
     assert all(len(row) == len(CASES) for row in MATRIX.values())
     print(f"\n[auth matrix] {len(CELLS)} cells over {len(MATRIX)} routes × {len(CASES)} cases "
-          f"(+ the webhook's own), {len(MATRIX) * len(CASES) - len(CELLS) + len(WEBHOOK_CASES)} not applicable")
+          f"(+ the webhook's own), {len(MATRIX) * len(CASES) - len(CELLS) + len(WEBHOOK_CASES) + len(CARRIER_CASES)} not applicable")
 
 
 # --- the setup: something real to be refused --------------------------------------------------------
@@ -296,6 +309,9 @@ def _request(door: Door, case: str, world: dict[str, Any]) -> tuple[str | None, 
                             intent_id=order["payment"]["intent_id"], amount=order["total"]["amount"],
                             currency=order["total"]["currency"].lower())
         return valid(Who("admin", "root")), {**headers, "Content-Type": "application/json"}, json.dumps(event).encode()
+    if case == "admin_bearer_without_carrier_signature":
+        update = build_tracker_event("EZMATRIX1", "delivered", event_id="evt_matrix", at=datetime.now(UTC))
+        return valid(Who("admin", "root")), {**headers, "Content-Type": "application/json"}, json.dumps(update).encode()
     tokens = {
         "no_token": lambda: None,
         "bad_signature": lambda: bad_signature(who),
@@ -315,8 +331,8 @@ async def test_a_door_refuses_what_it_must(cell: tuple[tuple[str, str], str], wo
     # Given the route's request with everything right but the case's one defect
     route, case = cell
     door = DOORS[route]
-    if case in WEBHOOK_CASES:
-        status, code = WEBHOOK_CASES[case]
+    if case in WEBHOOK_CASES or case in CARRIER_CASES:
+        status, code = {**WEBHOOK_CASES, **CARRIER_CASES}[case]
         expected: Any = status
     else:
         expected = MATRIX[route][CASES.index(case)]
@@ -353,7 +369,8 @@ def test_no_refused_request_wrote_anything(stack: Stack, world: dict[str, Any]) 
     # When every topic of the stack's namespace is read from there (what the agents did after a
     # command too), the gateway's inputs always, any other topic if it grew
     gateway_inputs = {stack.topic(name) for name in ("catalog.products", "inventory.commands", "orders.commands",
-                                                      "payments.webhooks", "campaigns.commands")}
+                                                      "payments.webhooks", "campaigns.commands", "shipments.commands",
+                                                      "shipping.tracking")}
     now = _end_offsets(stack)
     grown = {name for (name, partition), end in now.items() if end > world["ends"][(name, partition)]}
     written = []

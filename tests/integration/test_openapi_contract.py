@@ -153,13 +153,14 @@ def test_every_answer_conforms_to_the_document(case: schemathesis.Case, gateway_
 
 
 # What each command the gateway writes is identified by, and which answers said it was written.
-COMMAND_TOPICS = ("catalog.products", "inventory.commands", "orders.commands", "campaigns.commands")
+COMMAND_TOPICS = ("catalog.products", "inventory.commands", "orders.commands", "campaigns.commands",
+                  "shipments.commands")
 COMMAND_IDS = {
     "ProductUpserted": "sku", "AdjustStock": "adjustment_id", "PlaceOrder": "order_id", "CancelOrder": "order_id",
     "OpenCampaign": "campaign_id", "CancelCampaign": "campaign_id", "PledgeToCampaign": "pledge_id",
-    "WithdrawPledge": "pledge_id",
+    "WithdrawPledge": "pledge_id", "CreateShipment": "shipment_id",
 }
-ANSWER_IDS = ("sku", "adjustment_id", "order_id", "campaign_id", "pledge_id")
+ANSWER_IDS = ("sku", "adjustment_id", "order_id", "campaign_id", "pledge_id", "shipment_id")
 
 
 def _written_ids() -> set[str]:
@@ -201,6 +202,7 @@ def test_a_refused_request_wrote_nothing(stack: Stack) -> None:
     # Then each was answered as written, and no webhook without a valid signature got through
     assert unanswered == []
     assert read_topic(stack.bootstrap, stack.topic("payments.webhooks"), idle_seconds=1.0) == []
+    assert read_topic(stack.bootstrap, stack.topic("shipping.tracking"), idle_seconds=1.0) == []
     # and every operation of the document was tried
     operations = {f"{method.upper()} {path}" for path, item in _committed()["paths"].items() for method in item}
     assert set(cases) == operations

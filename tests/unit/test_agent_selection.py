@@ -35,5 +35,21 @@ def test_inventory_without_the_catalog_it_reads_is_refused() -> None:
 
 
 def test_an_unknown_agent_is_refused_with_the_choices() -> None:
-    with pytest.raises(SystemExit, match="unknown agents shipping; choose from catalog, inventory"):
-        agents.build(SETTINGS, NoPayments(), ["shipping"])  # type: ignore[arg-type]
+    with pytest.raises(SystemExit, match="unknown agents warehouse; choose from catalog, inventory"):
+        agents.build(SETTINGS, NoPayments(), ["warehouse"])  # type: ignore[arg-type]
+
+
+def test_the_notifications_agent_runs_alone_in_a_group_of_its_own() -> None:
+    settings = Settings(app_id="shop", smtp_url="smtp://127.0.0.1:2525")
+    running = agents.build(settings, NoPayments(), ["notifications"])  # type: ignore[arg-type]
+    assert [agent.name for agent in running] == ["notifications"]
+    assert [spec.name for spec in running[0].sources] == ["orders.events", "campaigns.events", "shipments.events"]
+    assert group_id(settings, ["notifications"], agents.NAMES) == "shop-notifications"
+    with pytest.raises(SystemExit, match="runs alone"):
+        agents.build(settings, NoPayments(), ["notifications", "orders"])  # type: ignore[arg-type]
+
+
+def test_the_notifications_agent_needs_smtp_url_outside_development_mode() -> None:
+    assert Settings(development=True).smtp_url == "smtp://127.0.0.1:8025"
+    with pytest.raises(SystemExit, match="needs SMTP_URL"):
+        agents.build(Settings(app_id="shop", smtp_url=""), NoPayments(), ["notifications"])  # type: ignore[arg-type]

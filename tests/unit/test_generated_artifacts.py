@@ -56,7 +56,7 @@ def test_money_expands_under_the_field_name_or_as_is_where_declared():
 def test_only_topics_with_a_datasource_get_a_spec_and_every_one_is_committed():
     analysed = {spec.datasource for spec in analytics.analysed_topics()}
     assert analysed == {
-        "orders_events", "inventory_stock_changes", "inventory_reservations", "payments_events", "campaigns_events",
+        "orders_events", "inventory_stock_changes", "inventory_reservations", "payments_events", "campaigns_events", "shipments_events",
     }
     committed = {path.stem for path in (Path(__file__).resolve().parents[2] / "druid_specs").glob("*.json")}
     assert committed == analysed

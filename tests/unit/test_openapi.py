@@ -83,11 +83,15 @@ def test_bearer_tokens_everywhere_but_the_probes_the_documentation_and_stripes_w
     public = {(method, path) for method, path in operations(document)
               if document["paths"][path][method.lower()].get("security") == []}
     assert public == {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"), ("GET", "/docs"),
-                      ("GET", "/docs/assets/{name}"), ("POST", "/v1/payments/webhook")}
+                      ("GET", "/docs/assets/{name}"), ("POST", "/v1/payments/webhook"), ("POST", "/v1/shipping/webhook")}
     webhook = document["paths"]["/v1/payments/webhook"]["post"]
     signature = webhook["parameters"][0]
     assert (signature["name"], signature["in"], signature["required"]) == ("Stripe-Signature", "header", True)
     assert "401" not in webhook["responses"] and "400" in webhook["responses"]
+    carrier = document["paths"]["/v1/shipping/webhook"]["post"]
+    signature = carrier["parameters"][0]
+    assert (signature["name"], signature["in"], signature["required"]) == ("X-Hmac-Signature", "header", True)
+    assert "401" not in carrier["responses"] and "400" in carrier["responses"]
 
 
 def test_every_operation_documents_429_and_every_bearer_one_401_and_403_all_with_the_error_body():

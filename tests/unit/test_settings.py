@@ -32,7 +32,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def production(env: pytest.MonkeyPatch, **variables: str) -> None:
     """Strong secrets, then `variables` on top (an empty value unsets)."""
     values = {"GATEWAY_JWT_SECRET": STRONG_JWT_SECRET, "STRIPE_WEBHOOK_SECRET": STRONG_WEBHOOK_SECRET,
-              "STRIPE_API_KEY": STRIPE_KEY, **variables}
+              "CARRIER_WEBHOOK_SECRET": "c" * 32, "STRIPE_API_KEY": STRIPE_KEY, **variables}
     for name, value in values.items():
         if value:
             env.setenv(name, value)
@@ -120,8 +120,8 @@ def test_development_mode_uses_the_repository_values_and_says_so_first(
     first = caplog.records[0]
     assert first.levelno == logging.WARNING and first.name == "gateway"
     assert first.getMessage() == (
-        "development mode (FC_DEVELOPMENT=1): using the repository's development JWT secret, webhook secret and "
-        "Stripe test key; never use this outside a laptop"
+        "development mode (FC_DEVELOPMENT=1): using the repository's development JWT secret, webhook secret, "
+        "carrier webhook secret and Stripe test key; never use this outside a laptop"
     )
 
 
@@ -133,7 +133,7 @@ def test_development_mode_keeps_secrets_that_are_set_and_accepts_weak_ones(
     with caplog.at_level(logging.INFO):
         settings = load_for("worker")
     assert settings.jwt_secret == "short"
-    assert "development webhook secret and Stripe test key;" in caplog.records[0].getMessage()
+    assert "development webhook secret, carrier webhook secret and Stripe test key;" in caplog.records[0].getMessage()
 
 
 @pytest.mark.parametrize("value", ["0", "false", ""])

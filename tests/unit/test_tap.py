@@ -111,7 +111,7 @@ def test_a_topic_is_the_registrys_or_its_dead_letter_twin() -> None:
     with pytest.raises(tap.TapError, match="no topic 'orders'"):
         tap.topic_spec("orders")
     with pytest.raises(tap.TapError, match="no topic"):
-        tap.topic_spec("orders.events.dlq")  # orders.events is consumed by no agent: no twin
+        tap.topic_spec("inventory.stock-changes.dlq")  # consumed by no agent: no twin
 
 
 def test_the_catalog_lists_every_topic_from_the_registry() -> None:
@@ -121,7 +121,7 @@ def test_the_catalog_lists_every_topic_from_the_registry() -> None:
     orders = infos["ns.orders.events"]
     assert (orders.key, orders.partitions, orders.retention) == ("<order_id>", 5, "7d")
     assert orders.event_types == ("OrderStatusChanged",)
-    assert orders.datasource == "orders_events" and orders.dead_letters is None
+    assert orders.datasource == "orders_events" and orders.dead_letters == "ns.orders.events.dlq"
     products = infos["ns.catalog.products"]
     assert products.retention == "forever, compacted" and products.datasource is None
     assert products.dead_letters == "ns.catalog.products.dlq"
@@ -134,7 +134,7 @@ def test_the_catalog_names_the_generated_schema_and_druid_spec_of_each_topic() -
         if info.datasource:
             assert f"druid_specs/{info.datasource}.json" in generated
     assert {i.datasource for i in tap.catalog(Settings()) if i.datasource} == {
-        "orders_events", "inventory_stock_changes", "inventory_reservations", "payments_events", "campaigns_events"}
+        "orders_events", "inventory_stock_changes", "inventory_reservations", "payments_events", "campaigns_events", "shipments_events"}
 
 
 def test_the_consumer_reads_committed_records_and_can_commit_nothing() -> None:

@@ -58,6 +58,12 @@ EXPECTED_TOPIC = {
     "CampaignSucceeded": "campaigns.events",
     "CampaignFailed": "campaigns.events",
     "CampaignCancelled": "campaigns.events",
+    "CreateShipment": "shipments.commands",
+    "TrackShipment": "shipments.commands",
+    "ShipmentCreated": "shipments.events",
+    "ShipmentStatusChanged": "shipments.events",
+    "RegisterTracking": "shipping.tracking",
+    "CarrierUpdateReceived": "shipping.tracking",
 }
 # The three key families, with the key each topic's sample event (tenant "globex") must get.
 SKU_TOPICS = {"catalog.products", "inventory.commands", "inventory.stock-changes"}
@@ -66,10 +72,14 @@ KEYS = {
     "sku": ("<tenant>/<sku>", b"globex/SKU-1"),
     "campaign": ("<tenant>/<campaign_id>", b"globex/camp-7"),
     "order": ("<order_id>", b"00000000-0000-0000-0000-00000000002a"),
+    "tracking": ("<tracking_number>", b"EZ1000000001"),
 }
+TRACKING_TOPICS = {"shipping.tracking"}
 
 
 def key_family(topic: str) -> str:
+    if topic in TRACKING_TOPICS:
+        return "tracking"
     return "sku" if topic in SKU_TOPICS else "campaign" if topic in CAMPAIGN_TOPICS else "order"
 
 
@@ -158,6 +168,7 @@ def test_declared_names_list_each_topic_and_each_dead_letter_twin_under_the_name
         "it-1.orders.commands",
         "it-1.orders.commands.dlq",
         "it-1.orders.events",
+        "it-1.orders.events.dlq",
         "it-1.payments.commands",
         "it-1.payments.commands.dlq",
         "it-1.payments.webhooks",
@@ -169,6 +180,13 @@ def test_declared_names_list_each_topic_and_each_dead_letter_twin_under_the_name
         "it-1.inventory.campaign-holds",
         "it-1.inventory.campaign-holds.dlq",
         "it-1.campaigns.events",
+        "it-1.campaigns.events.dlq",
+        "it-1.shipments.commands",
+        "it-1.shipments.commands.dlq",
+        "it-1.shipments.events",
+        "it-1.shipments.events.dlq",
+        "it-1.shipping.tracking",
+        "it-1.shipping.tracking.dlq",
     ]
 
 

@@ -17,27 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import sys
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 
 from connectors.carrier_webhooks import build_event, sign
+from devtools import signed_post
 from gateway.views.shipping import WEBHOOK_PATH
 from streams.settings import load
 
 STATUSES = ("pre_transit", "in_transit", "out_for_delivery", "available_for_pickup", "delivered", "return_to_sender",
             "failure", "error", "unknown")
-
-
-def post(gateway: str, body: bytes, signature: str) -> tuple[int, str]:
-    request = urllib.request.Request(gateway.rstrip("/") + WEBHOOK_PATH, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "X-Hmac-Signature": signature})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
 
 
 def main() -> None:
@@ -61,16 +49,8 @@ def main() -> None:
                         message=args.message)
     body = json.dumps(event, indent=2).encode()
     signature = sign(body, settings.carrier_webhook_secret)
-    if args.dry_run:
-        print(f"X-Hmac-Signature: {signature}\n{body.decode()}")
-        return
-    try:
-        status, text = post(args.gateway, body, signature)
-    except urllib.error.URLError as error:
-        raise SystemExit(f"[carrier] {args.gateway} did not answer ({error.reason}); is the gateway running?")
-    print(f"[carrier] {event['description']} {event['id']} {args.tracking_code} {args.status} -> {status}\n{text}")
-    sys.exit(0 if 200 <= status < 300 else 1)
-
+    signed_post.send("carrier", args.gateway.rstrip("/") + WEBHOOK_PATH, body, "X-Hmac-Signature", signature,
+                     args.dry_run, f"{event['description']} {event['id']} {args.tracking_code} {args.status}")
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +35,7 @@ from typing import Any
 import stripe
 
 from connectors.stripe_webhooks import sign
+from devtools import signed_post
 from streams.settings import load
 
 WEBHOOK_PATH = "/v1/payments/webhook"
@@ -111,18 +111,6 @@ def build_event(event_type: str, *, order_id: uuid.UUID, tenant: str, intent_id:
     }
 
 
-def post(gateway: str, body: bytes, signature: str) -> tuple[int, str]:
-    request = urllib.request.Request(
-        gateway.rstrip("/") + WEBHOOK_PATH, data=body, method="POST",
-        headers={"Content-Type": "application/json", "Stripe-Signature": signature},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
-
-
 def read_payment(gateway: str, order_id: uuid.UUID, token: str) -> tuple[str, int, str]:
     """The order's PaymentIntent id, amount and currency, as the gateway shows them."""
     request = urllib.request.Request(f"{gateway.rstrip('/')}/v1/orders/{order_id}",
@@ -174,16 +162,8 @@ def main() -> None:
     )
     body = json.dumps(event, indent=2).encode()
     signature = sign(body, settings.stripe_webhook_secret)
-    if args.dry_run:
-        print(f"Stripe-Signature: {signature}\n{body.decode()}")
-        return
-    try:
-        status, text = post(args.gateway, body, signature)
-    except urllib.error.URLError as error:
-        raise SystemExit(f"[stripe-trigger] {args.gateway} did not answer ({error.reason}); is the gateway running?")
-    print(f"[stripe-trigger] {event['type']} {event['id']} -> {status}\n{text}")
-    sys.exit(0 if 200 <= status < 300 else 1)
-
+    signed_post.send("stripe-trigger", args.gateway.rstrip("/") + WEBHOOK_PATH, body, "Stripe-Signature", signature,
+                     args.dry_run, f"{event['type']} {event['id']}")
 
 if __name__ == "__main__":
     main()

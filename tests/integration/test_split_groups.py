@@ -1,4 +1,4 @@
-"""Payments split from reservations: one worker runs `--agents catalog,inventory,orders,campaigns`,
+"""Payments split from reservations: one worker runs `--agents catalog,inventory,orders,campaigns,shipping`,
 another `--agents payments`, each its own consumer group. An order is reserved by the first,
 gets its PaymentIntent from the second, and the gateway reads it from the worker that owns it."""
 
@@ -11,7 +11,7 @@ from tests.harness import Stack
 from tests.integration.orders_api import place, settled
 
 
-STACK_WORKERS = [{"agents": "catalog,inventory,orders,campaigns"}, {"agents": "payments"}]
+STACK_WORKERS = [{"agents": "catalog,inventory,orders,campaigns,shipping"}, {"agents": "payments"}]
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 from devtools.processes import go_install, serve_in_foreground, terminate
 from streams.runtime.reads import read_credential
 from streams.settings import Settings, load
+from streams.topology import discover
 
 MODULE = "github.com/prometheus/prometheus"
 # The newest tag the Go module proxy serves (/work/.library/env/packages/go-partial.tsv, `go list -m -versions`).
@@ -145,10 +146,12 @@ def fetch(cache_dir: Path) -> Path:
 
 
 def scrape_targets(settings: Settings) -> dict[str, list[str]]:
-    """host:port of each job: the gateway, and the workers the gateway reads from."""
+    """host:port of each job: the gateway, and the workers as the gateway finds them (FC_WORKER_URLS
+    and the members of the app's consumer groups when `make metrics` starts: `make run`'s worker and
+    its notifications worker; one started later is scraped after `make metrics` is restarted)."""
     return {
         "gateway": [f"{settings.gateway_host}:{settings.gateway_port}"],
-        "worker": [urlsplit(url).netloc for url in settings.worker_urls],
+        "worker": [urlsplit(url).netloc for url in discover(settings)],
     }
 
 

@@ -20,9 +20,7 @@ dead-letters the update with the reason when no shipment registered it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -34,7 +32,7 @@ from gateway.errors import ApiError, not_found
 from gateway.idempotency import derived_id, idempotency_key, key_reused, request_hash
 from gateway.requests import ShipmentRequest
 from gateway.services import services
-from gateway.views.common import parse_body
+from gateway.views.common import await_verdict, parse_body
 from gateway.views.orders import parse_order_id, visible_to, shipment_view
 from streams.models import (
     CarrierUpdate,
@@ -56,7 +54,6 @@ SHIPMENT_NAMESPACE = uuid.UUID("3d0b8f3e-5a7c-4f0e-9c1d-7b2a6e4f8c15")
 CARRIER_EVENT_NAMESPACE = uuid.UUID("8a4e2c6b-1f3d-4b7a-9e5c-2d6f8a0b4c71")
 # A carrier update is written before its order is known: the shipping agent gives its events the order's tenant.
 CARRIER_TENANT = "carrier"
-VERDICT_SECONDS = 5.0
 
 
 def _problem(order: dict[str, Any], lines: list[tuple[str, int]]) -> str | None:
@@ -116,15 +113,10 @@ async def create_shipment(request: web.Request) -> web.Response:
         requested_by=who.sub, request_hash=hashed,
     )
     await found.writer.write(Envelope.new(who.tenant, command))
-    deadline = time.monotonic() + VERDICT_SECONDS
-    while (left := deadline - time.monotonic()) > 0.05:
-        current = await found.reads.state_within("orders", str(order_id), left)
-        if not isinstance(current, dict):
-            break  # no worker answered in time
-        answered = _verdict(current, shipment_id, hashed)
-        if answered is not None:
-            return answered
-        await asyncio.sleep(0.05)
+    verdict = await await_verdict(found.reads, "orders", str(order_id),
+                                  lambda order: _verdict(order, shipment_id, hashed))
+    if verdict is not None:
+        return verdict[1]
     return web.json_response({"shipment_id": str(shipment_id), "order_id": str(order_id), "status": "pending"},
                              status=202, headers={"Location": f"/v1/orders/{order_id}"})
 

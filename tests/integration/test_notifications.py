@@ -22,6 +22,7 @@ from aiosmtpd.controller import Controller
 
 from devtools.smtp import read_messages, serve
 from devtools.stack import free_port
+from streams.runtime.stores import DATA, changelog_topic
 from tests.conftest import Api
 from tests.harness import WEBHOOK_SECRET, Stack, eventually_async
 from tests.integration.payments_api import awaiting_payment, send_webhook, settled_past
@@ -180,7 +181,7 @@ async def test_sigkills_mid_burst_lose_no_message_and_repeat_none_under_another_
 
 def recorded_message_ids(stack: Stack) -> set[str]:
     """The Message-IDs in the notifications table's committed changelog (read_committed)."""
-    topic = f"{stack.app_id}-notifications-notifications-changelog"
+    topic = changelog_topic(f"{stack.app_id}-notifications", "notifications")
     consumer = confluent_kafka.Consumer({
         "bootstrap.servers": stack.bootstrap, "group.id": f"test-reader-{uuid.uuid4().hex}",
         "isolation.level": "read_committed", "enable.auto.commit": False, "enable.partition.eof": True,
@@ -204,6 +205,6 @@ def recorded_message_ids(stack: Stack) -> set[str]:
         consumer.close()
     recorded: set[str] = set()
     for key, value in latest.items():
-        if value is not None and key.startswith(b"d"):
+        if value is not None and key.startswith(DATA):
             recorded.update(json.loads(value).get("sent", {}))
     return recorded

@@ -72,6 +72,14 @@ def order_events(tenant: str, count: int, at: datetime) -> list[m.Envelope]:
     return events
 
 
+def transactional_producer(bootstrap: str, name: str) -> confluent_kafka.Producer:
+    """A producer of its own transactional id, partitioning as the project does."""
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "partitioner": CONFLUENT_PARTITIONER,
+                                         "transactional.id": f"{name}-{uuid.uuid4().hex}"})
+    producer.init_transactions(30)
+    return producer
+
+
 def transaction(producer: confluent_kafka.Producer, topic: str, events: list[m.Envelope], *, commit: bool,
                 timestamp: datetime | None = None) -> dict[uuid.UUID, tuple[int, int]]:
     """Write `events` in one transaction, flushed to the log, then commit or abort it."""
@@ -100,9 +108,7 @@ def written(kafka_bootstrap: str) -> Iterator[Written]:
     asyncio.run(replay(settings, [FIXTURES / "catalog.jsonl"], progress=False))
     run = Written(settings, read_fixture(FIXTURES / "catalog.jsonl"))
     # and order events in transactions: committed three hours ago, aborted, committed now
-    producer = confluent_kafka.Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": CONFLUENT_PARTITIONER,
-                                         "transactional.id": f"tap-test-{uuid.uuid4().hex}"})
-    producer.init_transactions(30)
+    producer = transactional_producer(kafka_bootstrap, "tap-test")
     topic = run.topic("orders.events")
     old = order_events("acme", 4, THREE_HOURS_AGO)
     run.positions |= transaction(producer, topic, old, commit=True, timestamp=THREE_HOURS_AGO)
@@ -236,10 +242,7 @@ def test_capture_then_replay_feeds_the_same_events(written: Written, tmp_path: P
 
 def test_tail_follow_prints_new_committed_events_only(written: Written) -> None:
     # Given a stock change already on its topic, and a tail following that topic
-    producer = confluent_kafka.Producer({"bootstrap.servers": written.settings.bootstrap_servers,
-                                         "partitioner": CONFLUENT_PARTITIONER,
-                                         "transactional.id": f"tap-follow-{uuid.uuid4().hex}"})
-    producer.init_transactions(30)
+    producer = transactional_producer(written.settings.bootstrap_servers, "tap-follow")
     topic = written.topic("inventory.stock-changes")
 
     def change(sku: str) -> m.Envelope:
@@ -270,10 +273,7 @@ def test_tail_follow_prints_new_committed_events_only(written: Written) -> None:
 
 def test_tail_stops_at_the_last_committed_record_while_a_transaction_is_open(written: Written) -> None:
     # Given a committed payment event, then a transaction left open (as a worker's between commits)
-    producer = confluent_kafka.Producer({"bootstrap.servers": written.settings.bootstrap_servers,
-                                         "partitioner": CONFLUENT_PARTITIONER,
-                                         "transactional.id": f"tap-open-{uuid.uuid4().hex}"})
-    producer.init_transactions(30)
+    producer = transactional_producer(written.settings.bootstrap_servers, "tap-open")
     topic = written.topic("payments.events")
     order = uuid.uuid4()
     money = m.Money(amount=2598, currency="EUR")

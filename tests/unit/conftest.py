@@ -6,12 +6,14 @@ They are fixtures returning plain functions, so test modules need not import thi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from datetime import UTC, datetime
 
 import pytest
 
 from streams import models as m
+from streams.runtime.stores import PartitionStore
 
 DEFAULT_TENANT = "acme"
 DEFAULT_TIME = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -150,3 +152,13 @@ def sample_payloads() -> dict[str, m.Payload]:
         ),
     ]
     return {type(payload).__name__: payload for payload in samples}
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[dict[str, PartitionStore]]:
+    """The RocksDB store of partition 3 of the `products` table, in a temporary directory: the
+    store beside the runtime's task in test_runtime_task.py and test_metrics.py."""
+    opened = {"products": PartitionStore(tmp_path / "products" / "3")}
+    yield opened
+    for store in opened.values():
+        store.close()

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,16 +22,16 @@ from gateway.errors import error_middleware
 from gateway.metrics import GATEWAY, measure, metrics_view
 from gateway.tokens import mint
 from streams import topics
-from streams.models import Envelope, PlaceOrder, Product
-from streams.runtime.agent import Agent, Table
+from streams.models import Envelope, PlaceOrder
+from streams.runtime.agent import Agent
 from streams.runtime.metrics import WORKER
 from streams.runtime.reads import read_credential, read_headers
-from streams.runtime.stores import PartitionStore
 from streams.runtime.task import Task
 from streams.tables.decision import Decision, UnhandledEvent
 from tests.unit.test_runtime_task import (
     NS,
     PARTITIONS,
+    TABLE,
     HeldCalls,
     RecordedOutputs,
     commit,
@@ -44,20 +42,11 @@ from tests.unit.test_runtime_task import (
 )
 from tests.unit.test_stripe_retry import DECLINED, INTENT, ScriptedClient
 
-TABLE = Table("products", Product)
 TOPIC = topics.CATALOG_PRODUCTS.name  # the label: the registry's name, without the namespace
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
-
-
-@pytest.fixture
-def stores(tmp_path: Path) -> Iterator[dict[str, PartitionStore]]:
-    opened = {TABLE.name: PartitionStore(tmp_path / "products" / "3")}
-    yield opened
-    for store in opened.values():
-        store.close()
 
 
 def counting_agent(name: str) -> Agent:

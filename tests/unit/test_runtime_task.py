@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import confluent_kafka
-import pytest
 
 from streams import topics
 from streams.models import Envelope, Money, Product, ProductUpserted
@@ -75,14 +73,6 @@ def message(event: Envelope, offset: int, partition: int, key: bytes | None = No
     return confluent_kafka.Message(topic=SOURCE, partition=partition, offset=offset,
                                    key=key if key is not None else topics.CATALOG_PRODUCTS.key_of(event),
                                    value=value if value is not None else event.to_bytes())
-
-
-@pytest.fixture
-def stores(tmp_path: Path) -> Iterator[dict[str, PartitionStore]]:
-    opened = {TABLE.name: PartitionStore(tmp_path / "products" / "3")}
-    yield opened
-    for store in opened.values():
-        store.close()
 
 
 def task_with(agent: Agent, stores: dict[str, PartitionStore], outputs: RecordedOutputs,

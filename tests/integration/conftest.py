@@ -38,7 +38,8 @@ async def seed_catalog_and_stock(stack: Stack, api: Api) -> None:
         payload = event.payload
         for _ in range(100):
             reply = await api.get(f"/v1/inventory/{payload.sku}", reader)  # type: ignore[attr-defined]
-            if reply.status == 200 and reply.body["on_hand"] == payload.delta:  # type: ignore[attr-defined]
+            # (at least: a module's earlier test may have restocked; the replayed events change nothing)
+            if reply.status == 200 and reply.body["on_hand"] >= payload.delta:  # type: ignore[attr-defined]
                 break
             await asyncio.sleep(0.1)
         else:

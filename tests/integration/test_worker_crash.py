@@ -24,6 +24,8 @@ CLIENTS = 8
 MAX_ORDERS = 600
 # What the deleted-records test's 40 orders (about 60 units) find available of each SKU.
 AVAILABLE_PER_SKU = 10
+# What the backlog test's 150 orders (about 110 units of each SKU) find available of each SKU.
+BACKLOG_AVAILABLE_PER_SKU = 60
 
 
 @pytest.fixture
@@ -104,7 +106,9 @@ def uncommitted_records(stack: Stack, names: list[str]) -> int:
 
 
 async def test_a_backlog_met_at_restart_is_processed_once(api: Api, stack: Stack) -> None:
-    # Given stock for three SKUs, and a worker that stopped
+    # Given stock for three SKUs (topped up: the crash test before it sells a varying amount), and a
+    # worker that stopped
+    await available_at(api, BACKLOG_AVAILABLE_PER_SKU)
     opening = await levels(stack, api)
     wanted = burst(11)
     await asyncio.to_thread(stack.workers[0].stop)
@@ -121,8 +125,6 @@ async def test_a_backlog_met_at_restart_is_processed_once(api: Api, stack: Stack
     # And the restart kept the stores of the clean stop: it restored no changelog record
     restart_log = stack.workers[0].log_path.read_text()[len(log_before):]
     assert "restored 0 changelog records" in restart_log or "restored" not in restart_log
-
-
 
 
 async def test_a_backlog_after_deleted_records_below_the_committed_offsets_is_processed_once(

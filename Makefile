@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: run test install kafka stripe-mock druid broker token trigger carrier unit bench-orders clean
-.PHONY: prometheus metrics
+.PHONY: prometheus metrics webhook-replay webhook-receiver
 
 $(STAMP): pyproject.toml
 	@echo "[install] creating $(VENV) and installing the project with its test dependencies ..."
@@ -24,7 +24,7 @@ kafka: install
 stripe-mock: install
 	@$(PY) -m devtools.stripe_mock fetch
 
-# Broker, stripe-mock, SMTP server, worker, notifications worker and gateway under honcho; with
+# Broker, stripe-mock, SMTP server, worker, notifications and webhooks workers and gateway under honcho; with
 # KAFKA_BOOTSTRAP_SERVERS set no local broker, with STRIPE_API_BASE set no stripe-mock, with SMTP_URL
 # set no SMTP server (mail lands in .data/mail as .eml files otherwise). In development mode
 # (FC_DEVELOPMENT=1 unless set): unset secrets are the repository's, which the worker and the gateway say in their first lines.
@@ -32,7 +32,7 @@ run: kafka stripe-mock
 	@export FC_DEVELOPMENT=$${FC_DEVELOPMENT:-1}; \
 	if [ "$$FC_DEVELOPMENT" = 1 ]; then echo "[run] development mode (FC_DEVELOPMENT=1): unset secrets are the" \
 		"repository's development JWT and webhook secrets; never use this outside a laptop"; fi; \
-	processes="worker notifications gateway"; \
+	processes="worker notifications webhooks gateway"; \
 	if [ -z "$$SMTP_URL" ]; then processes="smtp $$processes"; fi; \
 	if [ -z "$$STRIPE_API_BASE" ]; then processes="stripe-mock $$processes"; fi; \
 	if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then processes="broker $$processes"; fi; \
@@ -88,6 +88,17 @@ carrier: install
 token: install
 	@FC_DEVELOPMENT=$${FC_DEVELOPMENT:-1} $(PY) -m gateway.tokens --role $(or $(ROLE),customer) \
 		--tenant $(or $(TENANT),acme) --sub $(or $(SUB),alice) $(if $(filter no 0 false,$(MFA)),--no-mfa)
+
+# make webhook-receiver SECRET=whsec_... [FAIL=2]: a development endpoint on 127.0.0.1:8099 that prints
+# each delivery and checks its signature (devtools/webhook_receiver.py).
+webhook-receiver: install
+	@$(PY) -m devtools.webhook_receiver --secret $(SECRET) $(if $(FAIL),--fail $(FAIL))
+
+# make webhook-replay TENANT=acme ENDPOINT=<id> SINCE=6h [TYPE=OrderStatusChanged]: the tenant's
+# events since then delivered to the endpoint again (streams/webhook_replay.py).
+webhook-replay: install
+	@$(PY) -m streams.webhook_replay --tenant $(or $(TENANT),acme) --endpoint $(ENDPOINT) --since $(or $(SINCE),1h) \
+		$(if $(TYPE),--type $(TYPE))
 
 clean:
 	rm -rf .data

@@ -218,6 +218,33 @@ class DruidAnalytics:
         return {(row["tenant"], row["carrier"]): {"exceptions": row["exceptions"], "returned": row["returned"]}
                 for row in rows}
 
+    def notifications_by_outcome(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Per tenant and message kind: messages sent and refused (each counted once, at its final
+        outcome), and the attempts they took (more attempts than messages: temporary SMTP failures)."""
+        rows = self.sql(
+            "SELECT tenant, kind, "
+            "SUM(CASE WHEN outcome = 'sent' THEN \"count\" ELSE 0 END) AS sent, "
+            "SUM(CASE WHEN outcome = 'refused' THEN \"count\" ELSE 0 END) AS refused, "
+            "SUM(attempts) AS attempts "
+            f'FROM "{self.datasource(topics.NOTIFICATIONS_EVENTS)}" GROUP BY tenant, kind ORDER BY tenant, kind'
+        )
+        return {(row["tenant"], row["kind"]): {"sent": row["sent"], "refused": row["refused"],
+                                               "attempts": row["attempts"]} for row in rows}
+
+    def webhook_failure_rate(self) -> dict[str, dict[str, float | int | None]]:
+        """Per tenant: webhook delivery attempts, how many failed (an error or a non-2xx answer; each
+        retry counts), deliveries given up, and the share of attempts that failed."""
+        rows = self.sql(
+            "SELECT tenant, "
+            "SUM(CASE WHEN outcome IN ('delivered', 'failed', 'gave_up') THEN \"count\" ELSE 0 END) AS attempts, "
+            "SUM(CASE WHEN outcome IN ('failed', 'gave_up') THEN \"count\" ELSE 0 END) AS failed, "
+            "SUM(CASE WHEN outcome = 'gave_up' THEN \"count\" ELSE 0 END) AS given_up "
+            f'FROM "{self.datasource(topics.WEBHOOKS_ATTEMPTS)}" GROUP BY tenant ORDER BY tenant'
+        )
+        return {row["tenant"]: {"attempts": row["attempts"], "failed": row["failed"], "given_up": row["given_up"],
+                                "failure_rate": row["failed"] / row["attempts"] if row["attempts"] else None}
+                for row in rows}
+
     # -- questions (native, pydruid's client) ------------------------------------------------
 
     def order_events_by_status(self) -> dict[str, int]:

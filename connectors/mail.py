@@ -2,17 +2,17 @@
 
 `SMTP_URL` names the server: `smtp://[user:password@]host[:port]` (plain, port 25),
 `smtp+starttls://...` (STARTTLS required, port 587) or `smtps://...` (TLS from the first byte, port
-465); user and password are percent-decoded. A send makes attempts until it is accepted, refused
-for good (a 5xx answer) or `deadline` seconds have passed (connection failures, timeouts and 4xx
-answers are tried again after a short pause); it never raises for the server's sake, it says what
-became of the message.
+465); user and password are percent-decoded. A send is one attempt, bounded by `deadline` seconds;
+it never raises for the server's sake, it says what became of the message: `sent` (accepted),
+`refused` (a permanent refusal: a 5xx answer) or `deferred` (a temporary failure: a 4xx answer, no
+connection, no answer in time), which the notifications agent tries again later on its retry
+schedule (streams/tables/notifications.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Literal, Protocol
@@ -22,13 +22,12 @@ import aiosmtplib
 
 log = logging.getLogger(__name__)
 
-PAUSES = (0.2, 0.5, 1.0)
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
 
 @dataclass(frozen=True)
 class Sent:
-    outcome: Literal["sent", "refused"]
+    outcome: Literal["sent", "refused", "deferred"]
     detail: str | None = None
 
 
@@ -56,31 +55,33 @@ class SmtpServer:
                    use_tls=parts.scheme == "smtps", start_tls=parts.scheme == "smtp+starttls")
 
 
+def classify(code: int, reply: str) -> Sent:
+    """An SMTP server's refusal: 5xx for good, anything else (4xx) for now."""
+    if code >= 500:
+        return Sent("refused", f"the SMTP server refused it: {reply}")
+    return Sent("deferred", f"the SMTP server deferred it: {reply}")
+
+
 class SmtpMailer:
     def __init__(self, server: SmtpServer, deadline: float) -> None:
         self.server = server
         self.deadline = deadline
 
     async def send(self, message: EmailMessage) -> Sent:
-        ends = time.monotonic() + self.deadline
-        last = "no attempt"
-        for attempt in range(len(PAUSES) + 1):
-            left = ends - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                await asyncio.wait_for(self._send_once(message, left), left)
-                return Sent("sent")
-            except aiosmtplib.SMTPResponseException as exc:
-                last = f"{exc.code} {exc.message}"
-                if exc.code >= 500:
-                    return Sent("refused", f"the SMTP server refused it: {last}")
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                last = repr(exc)
-            if attempt < len(PAUSES):
-                await asyncio.sleep(min(PAUSES[attempt], max(ends - time.monotonic(), 0)))
-        log.warning("mail %s not sent within %.1fs: %s", message["Message-ID"], self.deadline, last)
-        return Sent("refused", f"the SMTP server did not take it within {self.deadline:g}s: {last}")
+        try:
+            await asyncio.wait_for(self._send_once(message, self.deadline), self.deadline)
+            return Sent("sent")
+        except aiosmtplib.SMTPResponseException as exc:
+            found = classify(exc.code, f"{exc.code} {exc.message}")
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [refused.code for refused in exc.recipients]
+            reply = "; ".join(f"{refused.code} {refused.message}" for refused in exc.recipients)
+            found = classify(min(codes, default=400), reply)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            found = Sent("deferred", f"the SMTP server was not reached or did not answer within "
+                                     f"{self.deadline:g}s: {exc!r}")
+        log.warning("mail %s %s: %s", message["Message-ID"], found.outcome, found.detail)
+        return found
 
     async def _send_once(self, message: EmailMessage, timeout: float) -> None:
         server = self.server

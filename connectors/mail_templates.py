@@ -61,8 +61,8 @@ TEMPLATES: dict[str, dict[str, Templates]] = {
             "$tracking_number.</p><p><a href=\"$tracking_url\">Track your parcel</a></p>"),
         "delivered": _t(
             "Your order $order_id was delivered",
-            "$carrier delivered your parcel $tracking_number of order $order_id. Enjoy!",
-            "<p>$carrier delivered your parcel $tracking_number of order <b>$order_id</b>. Enjoy!</p>"),
+            "Every parcel of your order $order_id was delivered: $item_count items, $total. Enjoy!",
+            "<p>Every parcel of your order <b>$order_id</b> was delivered: $item_count items, $total. Enjoy!</p>"),
         "campaign_succeeded": _t(
             "Group buy $campaign_id succeeded",
             "The group buy $campaign_id reached its target: your $quantity x $sku at $group_price each "

@@ -70,6 +70,14 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
 
 def verify(payload: bytes, signature_header: str | None, secret: str, tolerance: int = TOLERANCE_SECONDS,
            now: float | None = None) -> WebhookEvent:
+    check_signature(payload, signature_header, secret, tolerance, now)
+    return _event(payload)
+
+
+def check_signature(payload: bytes, signature_header: str | None, secret: str, tolerance: int = TOLERANCE_SECONDS,
+                    now: float | None = None) -> None:
+    """Stripe's scheme, also the platform's own outbound webhooks' (connectors/webhooks.py): raise
+    InvalidWebhook unless one `v1` of the header signs `payload` with `secret` within `tolerance`."""
     if not signature_header:
         raise InvalidWebhook("missing Stripe-Signature header")
     timestamp, signatures = _parse_header(signature_header)
@@ -84,7 +92,6 @@ def verify(payload: bytes, signature_header: str | None, secret: str, tolerance:
     if -age > tolerance:
         raise InvalidWebhook(f"the Stripe-Signature timestamp is {-age:.0f} s in the future; more than "
                              f"{tolerance} s ahead of this server's clock is refused")
-    return _event(payload)
 
 
 def _event(payload: bytes) -> WebhookEvent:

@@ -30,16 +30,24 @@ log = logging.getLogger("smtp")
 class MailDrop:
     """An aiosmtpd handler keeping each message as an .eml file in `directory`; with `delay`, the
     answer comes that many seconds after the message is kept (tests: a slow server, and a client
-    that dies after the server kept a message and before it heard so)."""
+    that dies after the server kept a message and before it heard so). `deferrals` maps a text to
+    how many more messages containing it to answer `451` without keeping them (tests: a temporary
+    refusal, tried again by the notifications agent)."""
 
     def __init__(self, directory: Path, delay: float = 0.0) -> None:
         self.directory = directory
         self.delay = delay
+        self.deferrals: dict[str, int] = {}
         self.directory.mkdir(parents=True, exist_ok=True)
         self.counter = itertools.count()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         content = envelope.original_content or envelope.content
+        for text, left in self.deferrals.items():
+            if left > 0 and text.encode() in content:
+                self.deferrals[text] = left - 1
+                log.info("deferred a message containing %r (%d more to defer)", text, left - 1)
+                return "451 4.3.0 Try again later"
         head = (f"X-Envelope-From: {envelope.mail_from}\r\n"
                 f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
         name = f"{time.time_ns()}-{os.getpid()}-{next(self.counter)}.eml"

@@ -35,6 +35,7 @@ from gateway.requests import (
     PledgeRequest,
     ProductRequest,
     ShipmentRequest,
+    WebhookEndpointRequest,
 )
 from gateway.responses import (
     AdjustmentApplied,
@@ -59,9 +60,16 @@ from gateway.responses import (
     ShipmentPending,
     ShipmentView,
     StockView,
+    WebhookDeliveries,
+    WebhookEndpointAccepted,
+    WebhookEndpointCreated,
+    WebhookEndpointList,
+    WebhookEndpointPending,
+    WebhookEndpointView,
     WebhookReceipt,
 )
 from gateway.views.common import MAX_WAIT_SECONDS
+from gateway.views.webhooks import DEFAULT_LOG_LINES, MAX_LOG_LINES
 from streams.models import Identifier
 
 OPENAPI_VERSION = "3.1.0"
@@ -117,6 +125,8 @@ PATH_PARAMS = {
     "order_id": Param("order_id", "path", uuid.UUID, "the order id answered by `POST /v1/orders`", required=True,
                       example="5b0c6a4e-8f3a-4f7e-9a52-0d8f6e2b1c37"),
     "campaign_id": Param("campaign_id", "path", Identifier, "the campaign's id", required=True, example="mug-club"),
+    "endpoint_id": Param("endpoint_id", "path", uuid.UUID, "the webhook endpoint's id answered by `POST /v1/webhooks`",
+                         required=True, example="0e6f4c2a-7d1b-4a3e-8f5c-9b2d6a1e3c47"),
     "name": Param("name", "path", Literal[tuple(DOCS_ASSETS)],  # type: ignore[misc]
                   "a Swagger UI file", required=True),
 }
@@ -135,6 +145,12 @@ def known(statuses: Any) -> Param:
     return Param("known", "query", str, "long poll: the status the client already has, one of "
                  + ", ".join(f"`{s}`" for s in statuses.__args__) + "; any other value answers at once")
 
+
+WEBHOOK_REGISTRATION = """The URL must be a public address over HTTPS (private and loopback addresses only
+where the deployment sets WEBHOOK_ALLOW_PRIVATE_TARGETS); `events` are envelope types of the platform's
+events or `["*"]`. Each delivery is a POST of the event's envelope as JSON, signed with the endpoint's
+secret. An endpoint whose deliveries fail persistently is disabled (`POST .../enable` turns it back on).
+With an `Idempotency-Key` a retry answers the same endpoint; the same key with another body is a 409."""
 
 ORDER_PLACEMENT = """An order is answered 202 at once, in status `pending`: the orders agent decides.
 Long-poll `GET /v1/orders/{order_id}?wait=10&known=pending` for what follows: `reserved` (every line held)
@@ -283,6 +299,37 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "The caller's pledge, its latest verdict and, once the campaign succeeded, the order", "campaigns",
         {200: Answer("the pledge", (MyPledge,)), 404: error("no such campaign in the caller's tenant")},
         roles=("customer",), reads_workers=True),
+    ("POST", "/v1/webhooks"): Operation(
+        "Register a webhook endpoint of the caller's tenant: the chosen events are POSTed to it, signed", "webhooks",
+        {201: Answer("registered; the only answer with the endpoint's signing `secret` (a replay with the same "
+                     "Idempotency-Key and body shows it again)", (WebhookEndpointCreated,), ("Location",)),
+         202: Answer("written; the webhooks agent had not registered it within a few seconds",
+                     (WebhookEndpointPending,), ("Location",)),
+         409: error("`idempotency_key_reused`: the key was used for another body; `secret_unavailable`: a replay "
+                    "whose secret cannot be shown any more")},
+        description=WEBHOOK_REGISTRATION, body=WebhookEndpointRequest, roles=("admin",), params=(IDEMPOTENCY_KEY,)),
+    ("GET", "/v1/webhooks"): Operation(
+        "The caller's tenant's webhook endpoints, without their secrets", "webhooks",
+        {200: Answer("the endpoints", (WebhookEndpointList,))}, roles=("admin",), reads_workers=True),
+    ("GET", "/v1/webhooks/{endpoint_id}"): Operation(
+        "A webhook endpoint, without its secret", "webhooks",
+        {200: Answer("the endpoint", (WebhookEndpointView,)),
+         404: error("no such endpoint in the caller's tenant (or deleted)")}, roles=("admin",), reads_workers=True),
+    ("DELETE", "/v1/webhooks/{endpoint_id}"): Operation(
+        "Delete a webhook endpoint: nothing more is delivered to it", "webhooks",
+        {202: Answer("written; the webhooks agent deletes it", (WebhookEndpointAccepted,)),
+         404: error("no such endpoint in the caller's tenant (or deleted)")}, roles=("admin",), reads_workers=True),
+    ("POST", "/v1/webhooks/{endpoint_id}/enable"): Operation(
+        "Enable a webhook endpoint that was disabled after persistent failure", "webhooks",
+        {202: Answer("written; the webhooks agent enables it if it is disabled", (WebhookEndpointAccepted,),
+                     ("Location",)),
+         404: error("no such endpoint in the caller's tenant (or deleted)")}, roles=("admin",), reads_workers=True),
+    ("GET", "/v1/webhooks/{endpoint_id}/deliveries"): Operation(
+        "A webhook endpoint's delivery log, newest first, and the deliveries waiting for an attempt", "webhooks",
+        {200: Answer("the log", (WebhookDeliveries,)),
+         404: error("no such endpoint in the caller's tenant (or deleted)")},
+        params=(Param("limit", "query", Annotated[int, Field(ge=1, le=MAX_LOG_LINES)],
+                      f"log lines to show (default {DEFAULT_LOG_LINES})", example=DEFAULT_LOG_LINES),), roles=("admin",), reads_workers=True),
 }
 
 TAGS = [
@@ -293,6 +340,8 @@ TAGS = [
     {"name": "campaigns", "description": "Group buying: pledges, and an order per pledge when the target is reached"},
     {"name": "payments", "description": "Stripe's webhooks"},
     {"name": "shipping", "description": "Shipments of confirmed orders and the carrier's tracking updates"},
+    {"name": "webhooks", "description": "Outbound webhooks: a tenant's endpoints, signed deliveries of its events, "
+                                        "each endpoint's delivery log"},
     {"name": "health", "description": "Probes"},
     {"name": "documentation", "description": "This document"},
 ]

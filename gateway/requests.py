@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from streams.models import Frozen, Identifier, Money, UtcDatetime, utc_now
+from streams.tables.webhooks import ALL_EVENTS
+from streams.topics import WEBHOOK_EVENT_TYPES
 
 
 class ProductRequest(Frozen):
@@ -92,3 +96,40 @@ class ShipmentRequest(Frozen):
     @classmethod
     def _one_line_per_sku(cls, lines: tuple[OrderLineRequest, ...]) -> tuple[OrderLineRequest, ...]:
         return OrderRequest._one_line_per_sku(lines)  # type: ignore[no-any-return]
+
+
+# What an endpoint may subscribe to: envelope types of streams/topics.py WEBHOOK_SOURCES, or "*" for all.
+WEBHOOK_EVENT_CHOICES = (ALL_EVENTS, *WEBHOOK_EVENT_TYPES)
+WebhookEventType = Annotated[str, WithJsonSchema({"type": "string", "enum": list(WEBHOOK_EVENT_CHOICES)})]
+
+
+class WebhookEndpointRequest(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"url": "https://erp.example.com/hooks/fusioncommerce", "events": ["OrderStatusChanged", "ShipmentStatusChanged"],
+         "description": "our ERP"}]})
+
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://\S+$",
+                     description="where the events are POSTed: a public address over HTTPS (private and loopback "
+                                 "addresses only where WEBHOOK_ALLOW_PRIVATE_TARGETS allows them)")
+    events: tuple[WebhookEventType, ...] = Field(
+        min_length=1, max_length=len(WEBHOOK_EVENT_CHOICES), json_schema_extra={"uniqueItems": True},
+        description='the envelope types to deliver, each once, or ["*"] for every type')
+    description: str | None = Field(None, min_length=1, max_length=200)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: tuple[str, ...]) -> tuple[str, ...]:
+        return check_event_types(events)
+
+
+def check_event_types(events: tuple[str, ...]) -> tuple[str, ...]:
+    """The event types an endpoint asks for, or a ValueError naming what is wrong and what may be asked for."""
+    unknown = sorted({event for event in events if event not in WEBHOOK_EVENT_CHOICES})
+    if unknown:
+        raise ValueError(f"unknown event type{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; choose from "
+                         f"{', '.join(WEBHOOK_EVENT_TYPES)}, or \"{ALL_EVENTS}\" for every type")
+    if len(set(events)) != len(events):
+        raise ValueError("each event type may appear once")
+    if ALL_EVENTS in events and len(events) > 1:
+        raise ValueError(f"\"{ALL_EVENTS}\" already means every event type: send it alone")
+    return events

@@ -15,7 +15,17 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from streams.models import CampaignStatus, Frozen, Money, OrderStatus, PaymentStatus, PledgeResult, ShipmentStatus
+from streams.models import (
+    CampaignStatus,
+    DeliveryRecord,
+    Frozen,
+    Money,
+    OrderStatus,
+    PaymentStatus,
+    PledgeResult,
+    ShipmentStatus,
+    WebhookEndpointStatus,
+)
 
 
 def _names(constants: type) -> tuple[str, ...]:
@@ -26,6 +36,7 @@ OrderStatusName = Literal[_names(OrderStatus)]  # type: ignore[valid-type]
 CampaignStatusName = Literal[_names(CampaignStatus)]  # type: ignore[valid-type]
 PaymentStatusName = Literal[_names(PaymentStatus)]  # type: ignore[valid-type]
 ShipmentStatusName = Literal[_names(ShipmentStatus)]  # type: ignore[valid-type]
+WebhookEndpointStatusName = Literal[_names(WebhookEndpointStatus)]  # type: ignore[valid-type]
 
 
 class ErrorDetail(Frozen):
@@ -215,3 +226,52 @@ class WebhookReceipt(Frozen):
     stripe_event_id: str
     order_id: str | None = Field(None, description="the order the event was recorded for")
     ignored: str | None = Field(None, description="why a genuine event changes nothing here")
+
+
+class WebhookEndpointView(Frozen):
+    """A tenant's webhook endpoint, never with its secret."""
+
+    endpoint_id: uuid.UUID
+    url: str
+    events: list[str] = Field(description='the envelope types delivered, or ["*"] for every type')
+    description: str | None
+    status: WebhookEndpointStatusName = Field(description="`disabled` after persistent failure (`disabled_reason` "
+                                                          "says why) until an admin enables it again")
+    created_at: datetime
+    created_by: str
+    disabled_reason: str | None = None
+
+
+class WebhookEndpointCreated(WebhookEndpointView):
+    """The registration's answer, the only one that carries the secret (and its replay with the same
+    Idempotency-Key and body)."""
+
+    secret: str = Field(description="signs every delivery; keep it, no other answer shows it")
+
+
+class WebhookEndpointPending(Frozen):
+    endpoint_id: uuid.UUID
+    status: Literal["pending"] = Field(description="written; the webhooks agent had not registered it within a few "
+                                                   "seconds (read it back with `GET /v1/webhooks/{endpoint_id}`)")
+
+
+class WebhookEndpointList(Frozen):
+    endpoints: list[WebhookEndpointView] = Field(description="the tenant's endpoints (deleted ones left out), "
+                                                             "oldest first")
+
+
+class WebhookEndpointAccepted(Frozen):
+    endpoint_id: uuid.UUID
+    status: Literal["deleting", "enabling"] = Field(description="written; the webhooks agent applies it")
+
+
+class PendingDeliveries(Frozen):
+    count: int = Field(description="deliveries waiting for an attempt")
+    next_attempt_at: datetime | None = Field(description="the earliest of their next attempts")
+
+
+class WebhookDeliveries(Frozen):
+    endpoint_id: uuid.UUID
+    status: WebhookEndpointStatusName
+    deliveries: list[DeliveryRecord] = Field(description="the delivery log, newest first (at most `limit` lines)")
+    pending: PendingDeliveries

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.views import campaigns, catalog, docs, health, inventory, orders, payments, shipping
+from gateway.views import campaigns, catalog, docs, health, inventory, orders, payments, shipping, webhooks
 
 
 def setup_routes(app: web.Application) -> None:
@@ -30,3 +30,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/campaigns/{campaign_id}/pledges", campaigns.pledge)
     app.router.add_delete("/v1/campaigns/{campaign_id}/pledges", campaigns.withdraw)
     app.router.add_get("/v1/campaigns/{campaign_id}/pledges/mine", campaigns.my_pledge)
+    app.router.add_post("/v1/webhooks", webhooks.register_endpoint)
+    app.router.add_get("/v1/webhooks", webhooks.list_endpoints)
+    app.router.add_get("/v1/webhooks/{endpoint_id}", webhooks.get_endpoint)
+    app.router.add_delete("/v1/webhooks/{endpoint_id}", webhooks.delete_endpoint)
+    app.router.add_post("/v1/webhooks/{endpoint_id}/enable", webhooks.enable_endpoint)
+    app.router.add_get("/v1/webhooks/{endpoint_id}/deliveries", webhooks.list_deliveries)

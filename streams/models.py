@@ -549,6 +549,107 @@ class ShipmentStatusChanged(Payload):
     since_confirmed_seconds: Annotated[int, SUM] = 0
 
 
+# Outbound webhooks. A tenant's admin registers endpoints (`webhooks.commands`, keyed
+# `<tenant>/<endpoint_id>`); the webhooks agent keeps each endpoint with its deliveries and their
+# log, and announces its subscriptions on `webhooks.registry`, a topic every partition of which
+# holds every tenant's (streams/topics.py, broadcast). The dispatch agent reads the platform's
+# events, looks the tenant up there, and asks for one delivery per subscribed endpoint
+# (`webhooks.deliveries`). See streams/agents/webhooks.py.
+
+
+class RegisterWebhookEndpoint(Payload):
+    endpoint_id: uuid.UUID
+    url: str = Field(min_length=1, max_length=2048)
+    # Envelope types to deliver (payloads of the topics in streams/topics.py WEBHOOK_SOURCES), or "*".
+    events: tuple[str, ...] = Field(min_length=1)
+    # The signing secret ("whsec_..."), made by the gateway and shown to the admin once.
+    secret: str = Field(min_length=32)
+    description: str | None = Field(None, max_length=200)
+    requested_by: str
+    request_hash: str | None = None
+
+
+class DeleteWebhookEndpoint(Payload):
+    endpoint_id: uuid.UUID
+    requested_by: str
+
+
+class EnableWebhookEndpoint(Payload):
+    """Turn a disabled endpoint back on (deliveries missed meanwhile come back with a replay)."""
+
+    endpoint_id: uuid.UUID
+    requested_by: str
+
+
+class RetryWebhookDeliveries(Payload):
+    """The webhooks agent's timer: deliveries of the endpoint are due for another attempt."""
+
+    endpoint_id: uuid.UUID
+
+
+class DeliverWebhookEvent(Payload):
+    """Deliver one event to one endpoint. `body` is the event's envelope as JSON, the bytes signed and sent."""
+
+    endpoint_id: uuid.UUID
+    delivery_id: uuid.UUID
+    # The delivered event's id (the envelope's `event_id` is this record's own).
+    source_event_id: uuid.UUID
+    event_type: str
+    body: str
+    # Asked for by the replay command, not by the event's first dispatch.
+    replay: bool = False
+
+
+class WebhookEndpointChanged(Payload):
+    """An endpoint's subscription as the dispatch agent needs it: the event types, while enabled."""
+
+    endpoint_id: uuid.UUID
+    events: tuple[str, ...]
+    status: str  # a WebhookEndpointStatus
+
+
+class WebhookDeliveryAttempted(Payload):
+    """One attempt to deliver an event to an endpoint, or a delivery skipped (analytics: failure rate)."""
+
+    endpoint_id: uuid.UUID
+    delivery_id: uuid.UUID
+    # The delivered event's id (the envelope's `event_id` is this record's own).
+    source_event_id: uuid.UUID
+    event_type: Annotated[str, DIMENSION]
+    attempt: Annotated[int, SUM]
+    outcome: Annotated[str, DIMENSION]  # a DeliveryOutcome
+    status_code: Annotated[int | None, DIMENSION] = None
+    error: str | None = None
+    duration_ms: Annotated[int, SUM] = 0
+    replay: Annotated[bool, DIMENSION] = False
+
+
+# Notifications (streams/agents/notifications.py): the agent's own retry timer, and what became of
+# each message, for analytics. Both are keyed as the notifications table (`key`: an order id or
+# `<tenant>/<campaign_id>`), so a retry reaches the partition that holds the messages it retries.
+
+
+class RetryNotifications(Payload):
+    """The notifications agent's timer: messages of `key` are due for another attempt."""
+
+    key: str = Field(min_length=1)
+
+
+class NotificationSent(Payload):
+    """A message reached its final outcome: `sent` (the SMTP server accepted it) or `refused` (a
+    permanent refusal, or temporary failures until the retry schedule ran out). No address here:
+    recipients are personal data and never an analytics dimension."""
+
+    key: str
+    message_id: str
+    kind: Annotated[str, DIMENSION]
+    channel: Annotated[str, DIMENSION] = "email"
+    locale: Annotated[str, DIMENSION]
+    outcome: Annotated[Literal["sent", "refused"], DIMENSION]
+    attempts: Annotated[int, SUM] = 1
+    detail: str | None = None
+
+
 class DeadLetter(Payload):
     """A message an agent could not process: why, where it is, and its bytes as they were on the
     topic (base64), at most the first 64 KiB of them: the source offset points at the whole."""
@@ -856,11 +957,23 @@ class Mail(Frozen):
 
 class MailRecord(Frozen):
     """What became of a message: `sent` (the SMTP server accepted it) or `refused` (the server said
-    no, or did not answer within the deadline), with the reason."""
+    no for good, or failed for a while each attempt of the retry schedule), with the reason and the
+    attempts made."""
 
     kind: str
     to: str
     outcome: Literal["sent", "refused"]
+    detail: str | None = None
+    attempts: int = 1
+
+
+class WaitingMail(Frozen):
+    """A message whose attempts failed for a while only (a 4xx answer, no connection, no answer in
+    time): tried again at `next_attempt_at`, by the agent's retry timer."""
+
+    mail: Mail
+    attempts: int = Field(ge=1)
+    next_attempt_at: UtcDatetime
     detail: str | None = None
 
 
@@ -877,3 +990,82 @@ class Notifications(Frozen):
     # Messages for the customer of an order whose customer is not known yet.
     held: tuple[Mail, ...] = ()
     sent: dict[str, MailRecord] = Field(default_factory=dict)
+    # Messages waiting for another attempt, oldest first; the earliest is the table's due time.
+    waiting: tuple[WaitingMail, ...] = ()
+
+
+class WebhookEndpointStatus:
+    ENABLED = "enabled"
+    DISABLED = "disabled"  # failed persistently; an admin enables it again
+    DELETED = "deleted"
+
+
+class DeliveryOutcome:
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"  # this attempt failed; another follows at `next_attempt_at`
+    GAVE_UP = "gave_up"  # the last attempt of the schedule failed, or the endpoint was disabled
+    SKIPPED = "skipped"  # the endpoint was disabled or deleted when the delivery came
+
+
+class WebhookDelivery(Frozen):
+    """A delivery waiting for its next attempt."""
+
+    delivery_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    body: str
+    replay: bool = False
+    attempts: int = 0
+    next_attempt_at: UtcDatetime
+
+
+class DeliveryRecord(Frozen):
+    """One line of an endpoint's delivery log."""
+
+    delivery_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    attempt: int
+    at: UtcDatetime
+    outcome: str  # a DeliveryOutcome
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int = 0
+    next_attempt_at: UtcDatetime | None = None
+    replay: bool = False
+
+
+class WebhookEndpoint(Frozen):
+    """A tenant's endpoint, keyed `<tenant>/<endpoint_id>`: where and what to deliver, what waits
+    for another attempt, and the latest log lines (bounded, newest last)."""
+
+    endpoint_id: uuid.UUID
+    tenant: Identifier
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    description: str | None = None
+    status: str = WebhookEndpointStatus.ENABLED
+    created_at: UtcDatetime
+    created_by: str
+    request_hash: str | None = None
+    pending: tuple[WebhookDelivery, ...] = ()
+    log: tuple[DeliveryRecord, ...] = ()
+    # Delivery ids finished (delivered, given up or skipped), bounded: a delivery asked twice goes once.
+    finished: tuple[str, ...] = ()
+    # Since when every attempt failed (None after a success): long enough, and the endpoint is disabled.
+    failing_since: UtcDatetime | None = None
+    disabled_reason: str | None = None
+
+
+class WebhookSubscription(Frozen):
+    events: tuple[str, ...]
+    status: str  # a WebhookEndpointStatus, never "deleted" (a deleted endpoint leaves the registry)
+
+
+class WebhookSubscriptions(Frozen):
+    """A tenant's endpoints (id -> subscription), in every partition of the registry: the dispatch
+    agent delivers to the enabled ones, the gateway lists them."""
+
+    tenant: Identifier
+    endpoints: dict[str, WebhookSubscription] = Field(default_factory=dict)

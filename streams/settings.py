@@ -10,6 +10,8 @@ workers refuse to start with a missing, development or short secret (`load_for`)
 from __future__ import annotations
 
 import logging
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +34,18 @@ RANDOM_SECRET_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32)
 def _development_default(value: str) -> Any:
     """A default that applies in development mode only: outside it the setting is empty (unset)."""
     return lambda data: value if data.get("development") else ""
+
+
+_DURATION = re.compile(r"\s*(\d+)\s*(s|m|h|d)\s*")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """ "30s", "5m", "2h" or "1d"."""
+    found = _DURATION.fullmatch(text)
+    if found is None:
+        raise ValueError(f'{text!r} is not a duration: write "<count><s|m|h|d>", such as 30s, 5m, 2h or 1d')
+    return timedelta(seconds=int(found.group(1)) * _UNIT_SECONDS[found.group(2)])
 
 
 class Settings(BaseSettings):
@@ -149,6 +163,28 @@ class Settings(BaseSettings):
     mail_customer_address: str = Field("{sub}@{tenant}.customers.example", validation_alias="FC_MAIL_CUSTOMER_ADDRESS")
     mail_vendor_address: str = Field("orders@{tenant}.vendors.example", validation_alias="FC_MAIL_VENDOR_ADDRESS")
     mail_locale: str = Field("en", validation_alias="FC_MAIL_LOCALE")
+    # A message the server failed to take for now (a 4xx answer, no connection, no answer within
+    # `smtp_timeout_seconds`) is tried again after each wait in turn, then recorded `refused`; a 5xx
+    # answer is recorded at once. Same format as `webhook_retry_schedule`.
+    mail_retry_schedule: Annotated[tuple[timedelta, ...], NoDecode] = Field(
+        tuple(parse_duration(d) for d in ("30s", "2m", "10m", "1h", "6h")), validation_alias="FC_MAIL_RETRY_SCHEDULE")
+
+    # Outbound webhooks (streams/agents/webhooks.py, connectors/webhooks.py). An attempt is bounded by
+    # `webhook_timeout_seconds`; a failed delivery is tried again after each wait of
+    # `webhook_retry_schedule` in turn (durations "30s", "5m", "2h", "1d"), then given up; an endpoint
+    # whose every attempt failed for `webhook_disable_after` is disabled. Targets must be public
+    # addresses over HTTPS unless `webhook_allow_private_targets` (on in development mode: the
+    # walk-through's receiver is on 127.0.0.1).
+    webhook_timeout_seconds: float = Field(10.0, validation_alias="WEBHOOK_TIMEOUT_SECONDS", gt=0)
+    # (shorter in development mode, so the walk-through shows a retry within seconds)
+    webhook_retry_schedule: Annotated[tuple[timedelta, ...], NoDecode] = Field(
+        default_factory=lambda data: tuple(parse_duration(d) for d in (
+            ("5s", "15s", "1m", "5m", "30m") if data.get("development") else ("1m", "5m", "30m", "2h", "5h", "10h", "10h"))),
+        validation_alias="WEBHOOK_RETRY_SCHEDULE")
+    webhook_disable_after: Annotated[timedelta, NoDecode] = Field(timedelta(days=3),
+                                                                 validation_alias="WEBHOOK_DISABLE_AFTER")
+    webhook_allow_private_targets: bool = Field(default_factory=lambda data: bool(data.get("development")),
+                                                validation_alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
 
     # `make metrics`: a Prometheus server (devtools/prometheus.py) on 127.0.0.1 scraping the gateway
     # and `worker_urls` at /metrics, data under .data/prometheus.
@@ -164,6 +200,16 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError('a rate limit is "<count>/<second|minute|hour|day>", several joined by ";"') from None
         return value
+
+    @field_validator("webhook_retry_schedule", "mail_retry_schedule", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return tuple(parse_duration(part) for part in value.split(",")) if isinstance(value, str) else value
+
+    @field_validator("webhook_disable_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("worker_urls", "cors_origins", mode="before")
     @classmethod

@@ -40,12 +40,29 @@ def _by_campaign(event: m.Envelope) -> bytes:
     return campaign_key(event.tenant, event.payload.campaign_id)  # type: ignore[attr-defined]
 
 
+def endpoint_key(tenant: str, endpoint_id: object) -> bytes:
+    return f"{tenant}/{endpoint_id}".encode()
+
+
+def _by_endpoint(event: m.Envelope) -> bytes:
+    return endpoint_key(event.tenant, event.payload.endpoint_id)  # type: ignore[attr-defined]
+
+
+def _by_tenant(event: m.Envelope) -> bytes:
+    return event.tenant.encode()
+
+
 def tracking_key(tracking_number: str) -> bytes:
     return tracking_number.encode()
 
 
 def _by_tracking_number(event: m.Envelope) -> bytes:
     return tracking_key(event.payload.tracking_number)  # type: ignore[attr-defined]
+
+
+def _by_notifications_key(event: m.Envelope) -> bytes:
+    """The notifications table's key, which its commands and events carry: its sources' keys."""
+    return event.payload.key.encode()  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,9 @@ class TopicSpec:
     retention_ms: int = 7 * DAY_MS
     # The Druid datasource that ingests this topic (streams/analytics.py), if analysts query it.
     datasource: str | None = None
+    # Every record goes to every partition (its key is not its partition's): each task of its
+    # readers holds all of it, as Kafka Streams' global tables do, inside the task's transactions.
+    broadcast: bool = False
 
     @property
     def dead_letter_name(self) -> str:
@@ -208,6 +228,62 @@ SHIPPING_TRACKING = TopicSpec(
     key_of=_by_tracking_number,
 )
 
+NOTIFICATIONS_COMMANDS = TopicSpec(
+    name="notifications.commands",
+    key="<order_id> or <tenant>/<campaign_id> (the notifications table's key)",
+    payloads=(m.RetryNotifications,),
+    writers="notifications agent's retry timer (RetryNotifications)",
+    readers="notifications agent (its own group)",
+    key_of=_by_notifications_key,
+)
+NOTIFICATIONS_EVENTS = TopicSpec(
+    name="notifications.events",
+    key="<order_id> or <tenant>/<campaign_id> (the notifications table's key)",
+    payloads=(m.NotificationSent,),
+    writers="notifications agent (a message's final outcome: sent or refused)",
+    readers="Druid (messages by kind and outcome), data science",
+    key_of=_by_notifications_key,
+    consumed=False,
+    datasource="notifications_events",
+)
+
+WEBHOOKS_COMMANDS = TopicSpec(
+    name="webhooks.commands",
+    key="<tenant>/<endpoint_id>",
+    payloads=(m.RegisterWebhookEndpoint, m.DeleteWebhookEndpoint, m.EnableWebhookEndpoint,
+              m.RetryWebhookDeliveries),
+    writers="gateway (a tenant admin's endpoints), webhooks agent (RetryWebhookDeliveries, its timer)",
+    readers="webhooks agent (its own group)",
+    key_of=_by_endpoint,
+)
+WEBHOOKS_DELIVERIES = TopicSpec(
+    name="webhooks.deliveries",
+    key="<tenant>/<endpoint_id>",
+    payloads=(m.DeliverWebhookEvent,),
+    writers="webhook dispatch agent (one per subscribed endpoint and event), the replay command",
+    readers="webhooks agent (its own group)",
+    key_of=_by_endpoint,
+)
+WEBHOOKS_REGISTRY = TopicSpec(
+    name="webhooks.registry",
+    key="<tenant> (broadcast: every partition holds every record)",
+    payloads=(m.WebhookEndpointChanged,),
+    writers="webhooks agent (an endpoint registered, disabled, enabled or deleted)",
+    readers="webhook registry agent (its own group; the dispatch agent reads its table)",
+    key_of=_by_tenant,
+    broadcast=True,
+)
+WEBHOOKS_ATTEMPTS = TopicSpec(
+    name="webhooks.attempts",
+    key="<tenant>/<endpoint_id>",
+    payloads=(m.WebhookDeliveryAttempted,),
+    writers="webhooks agent",
+    readers="Druid (webhook failure rate), data science",
+    key_of=_by_endpoint,
+    consumed=False,
+    datasource="webhook_attempts",
+)
+
 ALL: tuple[TopicSpec, ...] = (
     CATALOG_PRODUCTS,
     INVENTORY_COMMANDS,
@@ -224,7 +300,16 @@ ALL: tuple[TopicSpec, ...] = (
     SHIPMENTS_COMMANDS,
     SHIPMENTS_EVENTS,
     SHIPPING_TRACKING,
+    NOTIFICATIONS_COMMANDS,
+    NOTIFICATIONS_EVENTS,
+    WEBHOOKS_COMMANDS,
+    WEBHOOKS_DELIVERIES,
+    WEBHOOKS_REGISTRY,
+    WEBHOOKS_ATTEMPTS,
 )
+# The platform's events a tenant's webhook endpoints may subscribe to, by envelope type.
+WEBHOOK_SOURCES = (ORDERS_EVENTS, PAYMENTS_EVENTS, CAMPAIGNS_EVENTS, SHIPMENTS_EVENTS)
+WEBHOOK_EVENT_TYPES = tuple(payload.__name__ for spec in WEBHOOK_SOURCES for payload in spec.payloads)
 
 _BY_PAYLOAD: dict[type[m.Payload], TopicSpec] = {p: spec for spec in ALL for p in spec.payloads}
 if len(_BY_PAYLOAD) != sum(len(spec.payloads) for spec in ALL):

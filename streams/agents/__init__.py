@@ -1,9 +1,9 @@
 """The agents, one module per context; each binds source topics and a table to a pure decision.
 
 `build(settings, provider, names)` gives the agents a worker runs. The inventory agent reads the
-catalog table, so the two run together. The notifications agent is not among the default ones: it
-runs alone, in a group of its own (`--agents notifications`), so that a slow SMTP server slows
-nothing else and its sources may be read by other agents too.
+catalog table, so the two run together. The notifications agent and the three webhooks agents are
+not among the default ones: each runs alone, in a group of its own (`--agents notifications`,
+`--agents webhooks`), so that a slow SMTP server or webhook endpoint slows nothing else.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from connectors.stripe import PaymentProvider
-from streams.agents import campaigns, catalog, inventory, notifications, orders, payments, shipping
+from streams.agents import campaigns, catalog, inventory, notifications, orders, payments, shipping, webhooks
 from streams.runtime.agent import Agent
 from streams.settings import Settings
 
 NAMES = ("catalog", "inventory", "orders", "payments", "campaigns", "shipping")
 # Agents run only when named, each alone in its group (`<app id>-<name>`).
-ALONE = ("notifications",)
+ALONE = ("notifications", "webhooks")
 # The tables the agents write, which workers serve to readers.
 TABLES = tuple(module.TABLE.name for module in (catalog, inventory, orders, payments, campaigns, shipping))
 # Agents that read another agent's table run in the same group as that agent.
@@ -31,8 +31,10 @@ def build(settings: Settings, provider: PaymentProvider, names: Sequence[str] = 
     alone = sorted(set(names) & set(ALONE))
     if alone and len(set(names)) > 1:
         raise SystemExit(f"the {alone[0]} agent runs alone, in a group of its own: --agents {alone[0]}")
-    if alone:
+    if alone == ["notifications"]:
         return [notifications.agent(settings)]
+    if alone:
+        return webhooks.agents(settings)
     for name in names:
         if name in NEEDS and NEEDS[name] not in names:
             raise SystemExit(f"the {name} agent runs with the {NEEDS[name]} agent (they share a table); "

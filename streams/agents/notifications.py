@@ -1,41 +1,45 @@
 """Notifications agent: tells customers and vendors what happened, by email through SMTP.
 
 Inputs: `orders.events` (OrderStatusChanged; key order id), `shipments.events` (ShipmentCreated,
-ShipmentStatusChanged; key order id; read once the topic is in the registry) and `campaigns.events`
-(the funnel; key `<tenant>/<campaign_id>`). It runs in a group of its own (`python -m streams
---agents notifications`, `make run`'s `notifications` process), never in the default worker, so a
-slow SMTP server slows notifications only.
+ShipmentStatusChanged; key order id), `campaigns.events` (the funnel; key `<tenant>/<campaign_id>`)
+and its own `notifications.commands` (RetryNotifications, from its retry timer; keyed as the
+table). It runs in a group of its own (`python -m streams --agents notifications`, `make run`'s
+`notifications` process), never in the default worker, so a slow SMTP server slows notifications
+only.
 State: table `notifications` (Notifications), keyed as its sources: an order's customer, a
-campaign's pledgers and terms, and the Message-ID of every message sent.
-Outputs: email (connectors/mail.py); no topic.
+campaign's pledgers and terms, the record of every message by Message-ID, and the messages waiting
+for another attempt (their earliest next time is the table's deadline).
+Outputs: email (connectors/mail.py); `notifications.events` (NotificationSent: one per message that
+reached its final outcome, sent or refused; keyed as the table), which Druid ingests.
 
-Which events give which messages is decided in `streams/tables/notifications.py`. Sending is an
-outside call, parked per key (streams/runtime/task.py): other keys go on, and the partition's
-committed offset stays at the first event whose messages are not sent and recorded. A message is
-sent once per event: its Message-ID is fixed by the event, and its record commits with the state;
-an event processed again finds it and sends nothing. At the SMTP hop it is at least once: a worker
-killed after the server accepted a message and before the record committed sends it again, with
-the same Message-ID.
+Which events give which messages is decided in `streams/tables/notifications.py`, and so is what
+becomes of an attempt: a temporary failure (4xx, no connection, no answer in time) waits for the
+next wait of FC_MAIL_RETRY_SCHEDULE, when the timer asks with `RetryNotifications`; a permanent one
+(5xx), or the schedule run out, is recorded `refused`. Sending is an outside call, parked per key
+(streams/runtime/task.py): other keys go on, and the partition's committed offset stays at the
+first event whose messages are not sent and recorded. A message is sent once per event: its
+Message-ID is fixed by the event, and its record (or its place among the waiting) commits with the
+state before any later attempt; an event processed again finds it and sends nothing. At the SMTP hop
+it is at least once: a worker killed after the server accepted a message and before the record
+committed sends it again, with the same Message-ID.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from datetime import datetime
+from collections.abc import Awaitable, Sequence
+from datetime import datetime, timedelta
 
 from connectors.mail import Mailer, SmtpMailer, SmtpServer
 from connectors.mail_templates import render
 from streams import topics
-from streams.models import Envelope, Mail, MailRecord, Notifications, utc_now
-from streams.runtime.agent import Agent, Table, Tables
+from streams.models import Envelope, Mail, Notifications, RetryNotifications, utc_now
+from streams.runtime.agent import Agent, Deadline, Table, Tables
 from streams.settings import Settings
 from streams.tables import notifications
 from streams.tables.decision import Decision
 
 TABLE = Table("notifications", Notifications)
-# shipments.events joins once the shipping context registers it.
-SOURCES = (topics.ORDERS_EVENTS, topics.CAMPAIGNS_EVENTS,
-           *(spec for spec in topics.ALL if spec.name == "shipments.events"))
+SOURCES = (topics.ORDERS_EVENTS, topics.CAMPAIGNS_EVENTS, topics.SHIPMENTS_EVENTS, topics.NOTIFICATIONS_COMMANDS)
 
 
 def directory(settings: Settings) -> notifications.Directory:
@@ -54,25 +58,36 @@ def mailer(settings: Settings) -> SmtpMailer:
     return SmtpMailer(server, settings.smtp_timeout_seconds)
 
 
-async def send_all(sender: Mailer, mail_from: str, state: Notifications, mails: list[Mail]
-                   ) -> Decision[Notifications]:
+def retry(key: bytes, state: Notifications) -> Envelope:
+    return Envelope.new(state.tenant, RetryNotifications(key=key.decode()))
+
+
+async def send_all(sender: Mailer, mail_from: str, key: str, state: Notifications, mails: list[Mail],
+                   schedule: Sequence[timedelta]) -> Decision[Notifications]:
+    told = []
     for mail in mails:
         assert mail.to is not None
         sent = await sender.send(render(mail, mail_from, utc_now()))
-        state = notifications.record(state, mail, MailRecord(kind=mail.kind, to=mail.to, outcome=sent.outcome,
-                                                              detail=sent.detail))
-    return Decision(state)
+        state, events = notifications.attempted(state, key, mail, sent.outcome, sent.detail, utc_now(), schedule)
+        told += events
+    return Decision(state, told)
 
 
 def agent(settings: Settings, sender: Mailer | None = None) -> Agent:
     found = directory(settings)
     chosen = sender if sender is not None else mailer(settings)
+    schedule = settings.mail_retry_schedule
 
     def decide(state: Notifications | None, event: Envelope, now: datetime, tables: Tables
                ) -> Decision[Notifications | None] | Awaitable[Decision[Notifications]]:
-        updated, mails = notifications.plan(state, event, found)
+        if isinstance(event.payload, RetryNotifications):
+            updated, mails = state, notifications.due(state, now)
+        else:
+            updated, mails = notifications.plan(state, event, found)
         if not mails or updated is None:
             return Decision(updated)
-        return send_all(chosen, settings.mail_from, updated, mails)
+        key = topics.route(event)[1].decode()
+        return send_all(chosen, settings.mail_from, key, updated, mails, schedule)
 
-    return Agent(name="notifications", sources=SOURCES, table=TABLE, decide=decide, calls_outside=True)
+    return Agent(name="notifications", sources=SOURCES, table=TABLE, decide=decide, calls_outside=True,
+                 deadline=Deadline(due_at=notifications.next_attempt, ask=retry))

@@ -54,7 +54,9 @@ class Deadline(Generic[Model]):
 class Agent:
     name: str
     sources: tuple[topics.TopicSpec, ...]
-    table: Table[Any]
+    # None for an agent that keeps no state of its own (it decides from its events and the tables
+    # it reads): its decisions give events only.
+    table: Table[Any] | None
     decide: Decide
     reads: tuple[Table[Any], ...] = ()
     deadline: Deadline[Any] | None = None
@@ -66,7 +68,7 @@ class Agent:
 
     @property
     def tables(self) -> tuple[Table[Any], ...]:
-        return (self.table, *self.reads)
+        return (self.table, *self.reads) if self.table is not None else self.reads
 
     def to_json(self, state: Any) -> dict[str, Any]:
         return self.render(state) if self.render is not None else state.model_dump(mode="json")

@@ -109,7 +109,9 @@ class ReadServer:
     def __init__(self, thread: StreamThread, agents: list[Agent], watchers: Watchers, url: str,
                  credential: str) -> None:
         self.thread = thread
-        self.agents = {agent.table.name: agent for agent in agents}
+        self.running = agents
+        # Agents by the table they write: what readers may read.
+        self.agents = {agent.table.name: agent for agent in agents if agent.table is not None}
         self.watchers = watchers
         self.url = url
         self.credential = credential
@@ -140,7 +142,7 @@ class ReadServer:
         return web.json_response(body, status=200 if self.serving else 503)
 
     async def topology(self, request: web.Request) -> web.Response:
-        return web.json_response(await describe(self.thread, list(self.agents.values()), self.url, self.serving))
+        return web.json_response(await describe(self.thread, self.running, self.url, self.serving))
 
     async def metrics(self, request: web.Request) -> web.Response:
         body, content_type = exposition(WORKER)

@@ -198,11 +198,11 @@ class Task:
             return self.dead_letter(message, spec, f"message key {key!r} does not match the payload's key {expected!r}",
                                     envelope.event_id, reason="wrong_key")
         owner = partition_for(key, self.partitions)
-        if owner != self.partition:
+        if owner != self.partition and not spec.broadcast:
             return self.dead_letter(message, spec, f"key {key!r} belongs to partition {owner}, "
                                     f"not {self.partition}: its producer does not partition with murmur2",
                                     envelope.event_id, reason="wrong_partition")
-        state = self.get(agent.table, key)
+        state = None if agent.table is None else self.get(agent.table, key)
         now = utc_now()
         try:
             decided = agent.decide(state, envelope, now, self)
@@ -233,6 +233,11 @@ class Task:
 
     def send(self, event: Envelope) -> None:
         spec, key = topics.route(event)
+        if spec.broadcast:
+            value = event.to_bytes()
+            for partition in range(self.partitions):
+                self.outputs.produce(topics.full_name(self.namespace, spec.name), key, value, partition)
+            return
         self.outputs.produce(topics.full_name(self.namespace, spec.name), key, event.to_bytes())
 
     def _park(self, message: confluent_kafka.Message, agent: Agent, spec: topics.TopicSpec, key: bytes,

@@ -46,7 +46,7 @@ async def describe(thread: StreamThread, agents: list[Agent], url: str, ready: b
         "agents": [{
             "name": agent.name,
             "sources": [topics.full_name(thread.namespace, spec.name) for spec in agent.sources],
-            "table": agent.table.name,
+            "table": None if agent.table is None else agent.table.name,
             "reads": [table.name for table in agent.reads],
         } for agent in agents],
         "tables": [{"name": name, "changelog": changelog_topic(thread.group_id, name)} for name in thread.table_names],

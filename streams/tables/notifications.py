@@ -1,14 +1,24 @@
 """Which events tell whom what: the pure decisions of the notifications agent.
 
 `plan(state, event, directory)` gives the key's new state (what it learned: an order's customer, a
-campaign's pledgers) and the messages the event asks for that were not sent yet; `record(state,
-mail, outcome)` keeps what became of one. A message's id is fixed by its event's id, its kind and
-its recipient (`message_id`), so an event processed again after a crash plans the same messages,
-and finds them in `state.sent` once their sending was committed.
+campaign's pledgers) and the messages the event asks for that were not sent yet; `attempted(state,
+key, mail, outcome, ...)` keeps what became of one attempt at one. A message's id is fixed by its
+event's id, its kind and its recipient (`message_id`), so an event processed again after a crash
+plans the same messages, and finds them in `state.sent` (or `state.waiting`) once their sending was
+committed.
 
-For the customer: `order_confirmed`, `payment_failed`, `hold_expired` (orders.events), `shipped`
-with the tracking link and `delivered` (shipments.events), `campaign_succeeded` and
-`campaign_failed` to each pledger (campaigns.events). For the vendor: `vendor_order_to_ship` when an
+Retries: an attempt the server failed for now (`deferred`: a 4xx answer, no connection, no answer in
+time) keeps the message in `state.waiting` with its attempt count and its next time, after the
+schedule's next wait (FC_MAIL_RETRY_SCHEDULE); `next_attempt(state)` is the table's due time, and the
+agent's `RetryNotifications` asks for the messages `due` then. Once the schedule has run out, or at
+once for a permanent refusal (5xx), it is recorded `refused`. Each message that reaches its final
+outcome (sent or refused) gives one `NotificationSent`, without its address (`detail` has
+addresses masked).
+
+For the customer: `order_confirmed`, `payment_failed`, `hold_expired` and `delivered` (orders.events;
+`delivered` once per order, when its status says every shipment is delivered), `shipped` with the
+tracking link (shipments.events: one per shipment), `campaign_succeeded` and `campaign_failed` to
+each pledger (campaigns.events). For the vendor: `vendor_order_to_ship` when an
 order is confirmed. Shipment events name no customer: the customer is the order's, learned from
 its status events; a shipment read before them (a backlog read out of order across topics) holds
 its message until the order's customer is known.
@@ -18,7 +28,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
 
 from streams.models import (
     CampaignFailed,
@@ -29,9 +42,12 @@ from streams.models import (
     MailRecord,
     Money,
     Notifications,
+    NotificationSent,
     OrderStatusChanged,
     PledgeAccepted,
     PledgeWithdrawn,
+    ShipmentCreated,
+    WaitingMail,
     uuid5,
 )
 
@@ -40,6 +56,8 @@ MESSAGE_ID_DOMAIN = "notifications.fusioncommerce.example"
 ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND",
                           "VUV", "XAF", "XOF", "XPF"})
 _SAFE_LOCAL_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+# An address in an SMTP reply (`550 <alice@...>: no such user`): masked in what analytics reads.
+_ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+")
 _SHIPMENT_TYPES = ("ShipmentCreated", "ShipmentStatusChanged")
 
 
@@ -90,7 +108,8 @@ def plan(state: Notifications | None, event: Envelope, directory: Directory
         state, mails = _campaign(state, event, directory)
     if state is None:
         return None, []
-    unsent = [mail for mail in mails if mail.message_id not in state.sent]
+    waiting = {w.mail.message_id for w in state.waiting}
+    unsent = [mail for mail in mails if mail.message_id not in state.sent and mail.message_id not in waiting]
     held = [mail for mail in unsent if mail.to is None and mail not in state.held]
     if held:
         state = state.model_copy(update={"held": (*state.held, *held)})
@@ -103,6 +122,43 @@ def record(state: Notifications, mail: Mail, outcome: MailRecord) -> Notificatio
         "sent": {**state.sent, mail.message_id: outcome},
         "held": tuple(h for h in state.held if h.message_id != mail.message_id),
     })
+
+
+# -- attempts and retries -------------------------------------------------------------------------
+
+
+def attempted(state: Notifications, key: str, mail: Mail, outcome: str, detail: str | None, now: datetime,
+              schedule: Sequence[timedelta]) -> tuple[Notifications, list[NotificationSent]]:
+    """Keep what became of one attempt at `mail` (`sent`, `refused` for good, or `deferred`): a
+    deferred message waits for the schedule's next wait while one is left; otherwise the message is
+    recorded, and told on notifications.events."""
+    before = next((w for w in state.waiting if w.mail.message_id == mail.message_id), None)
+    attempts = 1 if before is None else before.attempts + 1
+    others = tuple(w for w in state.waiting if w.mail.message_id != mail.message_id)
+    if outcome == "deferred" and attempts <= len(schedule):
+        later = WaitingMail(mail=mail, attempts=attempts, next_attempt_at=now + schedule[attempts - 1], detail=detail)
+        return state.model_copy(update={
+            "waiting": (*others, later), "held": tuple(h for h in state.held if h.message_id != mail.message_id),
+        }), []
+    final: Literal["sent", "refused"] = "sent" if outcome == "sent" else "refused"
+    if outcome == "deferred":
+        detail = f"given up after {attempts} attempts: {detail}"
+    assert mail.to is not None
+    state = record(state.model_copy(update={"waiting": others}), mail,
+                   MailRecord(kind=mail.kind, to=mail.to, outcome=final, detail=detail, attempts=attempts))
+    told = NotificationSent(key=key, message_id=mail.message_id, kind=mail.kind, locale=mail.locale, outcome=final,
+                            attempts=attempts, detail=None if detail is None else _ADDRESS.sub("<address>", detail))
+    return state, [told]
+
+
+def due(state: Notifications | None, now: datetime) -> list[Mail]:
+    """The waiting messages whose next attempt is due by `now`."""
+    return [] if state is None else [w.mail for w in state.waiting if w.next_attempt_at <= now]
+
+
+def next_attempt(state: Notifications) -> datetime | None:
+    """When the earliest waiting message is due (the table's deadline); None when none waits."""
+    return min((w.next_attempt_at for w in state.waiting), default=None)
 
 
 # -- orders ---------------------------------------------------------------------------------------
@@ -122,6 +178,10 @@ def _order(state: Notifications | None, event: Envelope, change: OrderStatusChan
         mails.append(_mail(event, "payment_failed", "customer", customer, directory, {**order, "reason": reason}))
     elif change.status == "expired":
         mails.append(_mail(event, "hold_expired", "customer", customer, directory, order))
+    elif change.status == "delivered":
+        # The order's status, not a shipment's: the orders agent says `delivered` once, when the
+        # last of its shipments is delivered (streams/tables/shipping.py, status_from_shipments).
+        mails.append(_mail(event, "delivered", "customer", customer, directory, order))
     if state is None and not mails:
         return None, []
     if state is None:
@@ -138,27 +198,21 @@ def _order(state: Notifications | None, event: Envelope, change: OrderStatusChan
 
 def _shipment(state: Notifications | None, event: Envelope, directory: Directory
               ) -> tuple[Notifications | None, list[Mail]]:
+    """`shipped` per shipment created. A shipment's delivery tells nobody: the order's `delivered`
+    status does, once for all its shipments (`_order`)."""
     shipment = event.payload
-    values = {
-        "order_id": str(shipment.order_id),  # type: ignore[attr-defined]
-        "shipment_id": str(shipment.shipment_id),  # type: ignore[attr-defined]
-        "carrier": str(shipment.carrier),  # type: ignore[attr-defined]
-        "tracking_number": str(shipment.tracking_number),  # type: ignore[attr-defined]
-        "tracking_url": str(getattr(shipment, "tracking_url", None) or ""),
-    }
-    if event.type == "ShipmentCreated":
-        lines = getattr(shipment, "lines", ())
-        values["items"] = ", ".join(f"{line.quantity} x {line.sku}" for line in lines)
-        kind = "shipped"
-    elif getattr(shipment, "status", None) == "delivered":
-        kind = "delivered"
-    else:
+    if not isinstance(shipment, ShipmentCreated):
         return state, []
+    values = {
+        "order_id": str(shipment.order_id), "shipment_id": str(shipment.shipment_id), "carrier": shipment.carrier,
+        "tracking_number": shipment.tracking_number, "tracking_url": shipment.tracking_url or "",
+        "items": ", ".join(f"{line.quantity} x {line.sku}" for line in shipment.lines),
+    }
     if state is None:
         state = Notifications(tenant=event.tenant)
     to = None if state.customer is None else directory.customer(event.tenant, state.customer)
-    return state, [Mail(message_id=message_id(event, kind, "customer"), kind=kind, locale=directory.locale, to=to,
-                        values=values)]
+    return state, [Mail(message_id=message_id(event, "shipped", "customer"), kind="shipped", locale=directory.locale,
+                        to=to, values=values)]
 
 
 # -- campaigns ------------------------------------------------------------------------------------

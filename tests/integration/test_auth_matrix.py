@@ -3,7 +3,8 @@ refused (no token, a bad signature, an expired token, `alg: none`, the wrong rol
 another customer, an admin without MFA), on a real stack.
 
 Given a stack (not development mode: strong secrets, `devtools/stack.py`) with a product, its stock,
-an order of customer alice in tenant acme and a campaign she pledged to, so that the resource-level
+an order of customer alice in tenant acme, a campaign she pledged to and a webhook endpoint of acme's
+admin (a webhooks worker runs beside the default one), so that the resource-level
 cases have something real to be refused, when each cell's request is sent with a valid body and
 everything right but the cell's one defect, then it gets the status of the table below (written
 here, not computed from the views), with its error code, and a status the route's operation of the
@@ -50,6 +51,8 @@ from tests.harness import JWT_SECRET, Stack, eventually_async
 
 # Reads of keys another tenant's caller cannot see miss: they wait 0.2 s for the key, not 3 s.
 STACK_ENV = {"FC_READ_MISS_WAIT": "0.2"}
+# Slot 0: every agent; slot 1: the webhooks agents (their own group), which serve the webhook routes' reads.
+STACK_WORKERS = [{}, {"agents": "webhooks"}]
 
 OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "openapi.json").read_text())
 SETTLE_SECONDS = 60.0  # generous: the setup waits for outcomes, it does not time them
@@ -71,6 +74,7 @@ ALICE = Who("customer", "alice")  # placed the order, pledged to the campaign
 BOB = Who("customer", "bob")  # another customer of acme
 VERA = Who("vendor", "vera")  # acme's vendor
 ADMIN_WITHOUT_MFA = Who("admin", "root")
+ROOT = Who("admin", "root")  # acme's admin, who registered the endpoint
 
 
 # --- the cases: each is one defect of an otherwise valid request -------------------------------
@@ -123,6 +127,8 @@ class Door:
 
 
 PRODUCT = {"sku": SKU, "name": "Hijacked mug", "price": {"amount": 1, "currency": "EUR"}}
+# No event of these types happens here: nothing is delivered to the made-up host.
+WEBHOOK_ENDPOINT = {"url": "https://hooks.example.com/matrix", "events": ["CampaignFailed"]}
 CAMPAIGN_BODY = {"campaign_id": "matrix-rogue", "sku": SKU, "group_price": {"amount": 1, "currency": "EUR"},
                  "target_quantity": 1, "max_quantity": 2, "ends_at": FAR_FUTURE}
 
@@ -150,6 +156,14 @@ DOORS: dict[tuple[str, str], Door] = {
         "/v1/campaigns/{campaign_id}/pledges", ALICE, wrong_role="vendor"),
     ("GET", "/v1/campaigns/{campaign_id}/pledges/mine"): Door(
         "/v1/campaigns/{campaign_id}/pledges/mine", ALICE, wrong_role="vendor"),
+    ("POST", "/v1/webhooks"): Door("/v1/webhooks", ROOT, WEBHOOK_ENDPOINT, wrong_role="vendor"),
+    ("GET", "/v1/webhooks"): Door("/v1/webhooks", ROOT, wrong_role="vendor"),
+    ("GET", "/v1/webhooks/{endpoint_id}"): Door("/v1/webhooks/{endpoint_id}", ROOT, wrong_role="vendor"),
+    ("DELETE", "/v1/webhooks/{endpoint_id}"): Door("/v1/webhooks/{endpoint_id}", ROOT, wrong_role="vendor"),
+    ("POST", "/v1/webhooks/{endpoint_id}/enable"): Door("/v1/webhooks/{endpoint_id}/enable", ROOT,
+                                                        wrong_role="vendor"),
+    ("GET", "/v1/webhooks/{endpoint_id}/deliveries"): Door("/v1/webhooks/{endpoint_id}/deliveries", ROOT,
+                                                           wrong_role="vendor"),
 }
 
 
@@ -178,6 +192,9 @@ STRIPE_ONLY = NotApplicable("authenticated by Stripe-Signature, not a bearer tok
 NO_LIST_FOR_OTHERS = Shows(200, {"sku": SKU, "campaigns": []})  # another tenant's list of the SKU: empty
 UNKNOWN_SKU = (404, "unknown_sku")  # the SKU is not in the caller's tenant's catalog (the route's documented 404)
 NOT_ALICES_PLEDGE = Shows(200, {"campaign_id": CAMPAIGN, "quantity": 0, "latest": None, "order_id": None})
+ADMIN_ONLY = NotApplicable("only the tenant's admin may call it: another customer is the wrong role (403), tried in "
+                           "tests/unit/test_gateway_webhooks.py")
+NO_ENDPOINTS_FOR_OTHERS = Shows(200, {"endpoints": []})  # another tenant's admin lists its own: none
 
 # One row per route, one column per case, in the order of CASES: no token, bad signature, expired,
 # alg none | wrong role | other tenant, other customer | admin without MFA.
@@ -200,6 +217,13 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("POST", "/v1/campaigns/{campaign_id}/pledges"):   (401, 401, 401, 401, 403, 404, OWN_ONLY, 403),
     ("DELETE", "/v1/campaigns/{campaign_id}/pledges"): (401, 401, 401, 401, 403, 404, OWN_ONLY, 403),
     ("GET", "/v1/campaigns/{campaign_id}/pledges/mine"): (401, 401, 401, 401, 403, 404, NOT_ALICES_PLEDGE, 403),
+    ("POST", "/v1/webhooks"):                          (401, 401, 401, 401, 403, OWN_TENANT, ADMIN_ONLY, 403),
+    ("GET", "/v1/webhooks"):                           (401, 401, 401, 401, 403, NO_ENDPOINTS_FOR_OTHERS,
+                                                        ADMIN_ONLY, 403),
+    ("GET", "/v1/webhooks/{endpoint_id}"):             (401, 401, 401, 401, 403, 404, ADMIN_ONLY, 403),
+    ("DELETE", "/v1/webhooks/{endpoint_id}"):          (401, 401, 401, 401, 403, 404, ADMIN_ONLY, 403),
+    ("POST", "/v1/webhooks/{endpoint_id}/enable"):     (401, 401, 401, 401, 403, 404, ADMIN_ONLY, 403),
+    ("GET", "/v1/webhooks/{endpoint_id}/deliveries"):  (401, 401, 401, 401, 403, 404, ADMIN_ONLY, 403),
 }
 # The webhook's own case: a bearer token, even an admin's with MFA, is no signature.
 WEBHOOK_CASES = {"admin_bearer_without_signature": (400, "invalid_webhook")}
@@ -274,9 +298,12 @@ async def _prepare(stack: Stack) -> dict[str, Any]:
         assert opened.status == 202 and opened.body["status"] == "open", opened.body
         pledged = await api.post(f"/v1/campaigns/{CAMPAIGN}/pledges", alice, {"quantity": 1})
         assert pledged.status == 200 and pledged.body["status"] == "accepted", pledged.body
+        registered = await api.post("/v1/webhooks", valid(ROOT), WEBHOOK_ENDPOINT)
+        assert registered.status == 201, registered.body
     await asyncio.to_thread(stack.wait_drained)
+    await asyncio.to_thread(stack.wait_drained, 90.0, "webhooks")
     return {"sku": SKU, "campaign_id": CAMPAIGN, "order": order, "order_id": order["order_id"],
-            "ends": _end_offsets(stack)}
+            "endpoint_id": registered.body["endpoint_id"], "ends": _end_offsets(stack)}
 
 
 def _end_offsets(stack: Stack) -> dict[tuple[str, int], int]:
@@ -370,7 +397,7 @@ def test_no_refused_request_wrote_anything(stack: Stack, world: dict[str, Any]) 
     # command too), the gateway's inputs always, any other topic if it grew
     gateway_inputs = {stack.topic(name) for name in ("catalog.products", "inventory.commands", "orders.commands",
                                                       "payments.webhooks", "campaigns.commands", "shipments.commands",
-                                                      "shipping.tracking")}
+                                                      "shipping.tracking", "webhooks.commands")}
     now = _end_offsets(stack)
     grown = {name for (name, partition), end in now.items() if end > world["ends"][(name, partition)]}
     written = []

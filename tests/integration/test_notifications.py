@@ -3,7 +3,9 @@ and a real SMTP server (aiosmtpd, devtools/smtp.py) that keeps what it receives 
 
 The SMTP server receives exactly the expected messages for an order's life and for a failed
 campaign, and each expected message of a burst once by Message-ID when the notifications worker is
-SIGKILLed while the server holds messages it kept and the worker has not recorded."""
+SIGKILLed while the server holds messages it kept and the worker has not recorded; a message the
+server refuses once with a 451 arrives after the agent's retry, once, and is told on
+notifications.events with its two attempts."""
 
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Controller,
 def stack_env(stripe_mock: str, smtp: tuple[Controller, Path]) -> dict[str, str]:
     controller, _ = smtp
     return {"STRIPE_API_BASE": stripe_mock, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "SMTP_URL": f"smtp://127.0.0.1:{controller.port}"}
+            "SMTP_URL": f"smtp://127.0.0.1:{controller.port}", "FC_MAIL_RETRY_SCHEDULE": "2s,2s,2s"}
 
 
 @pytest.fixture
@@ -121,6 +123,37 @@ async def test_a_failed_campaign_tells_each_pledger_once(api: Api, stack: Stack,
                                                       ("campaign_failed", customer("quinn"))]
 
 
+async def test_a_message_refused_once_for_now_arrives_after_its_retry_exactly_once(
+        api: Api, stack: Stack, smtp: tuple[Controller, Path]) -> None:
+    controller, directory = smtp
+    # Given an SMTP server that answers 451 to the first message for a customer
+    sub = f"later-{uuid.uuid4().hex[:6]}"
+    controller.handler.deferrals[customer(sub)] = 1
+    # When the customer's order is confirmed
+    order_id = await confirmed_order(api, sub, {"MUG-1": 1})
+
+    async def confirmation_arrived() -> bool:
+        return any(m["X-FC-Kind"] == "order_confirmed" for m in about(directory, order_id))
+
+    await eventually_async(confirmation_arrived, 60, "the deferred confirmation arriving after its retry")
+    await drained(stack)
+    # Then the server refused it once, and received it once after the retry, beside the vendor's message
+    assert controller.handler.deferrals[customer(sub)] == 0
+    received = about(directory, order_id)
+    assert summary(received) == [("order_confirmed", customer(sub)), ("vendor_order_to_ship", VENDOR_ADDRESS)]
+    # And notifications.events tells each final outcome once, the confirmation's after two attempts
+    told = await asyncio.to_thread(notifications_told, stack, order_id)
+    assert sorted((t["kind"], t["outcome"], t["attempts"]) for t in told) == [
+        ("order_confirmed", "sent", 2), ("vendor_order_to_ship", "sent", 1)]
+    assert not any("@acme.customers.example" in json.dumps(t) for t in told)
+
+
+def notifications_told(stack: Stack, key: str) -> list[dict[str, object]]:
+    """The NotificationSent payloads of `key` on the stack's notifications.events (read_committed)."""
+    return [json.loads(value)["payload"] for message_key, value in read_all(stack, f"{stack.namespace}notifications.events")
+            if message_key == key.encode() and value is not None]
+
+
 async def test_sigkills_mid_burst_lose_no_message_and_repeat_none_under_another_message_id(
         api: Api, stack: Stack, smtp: tuple[Controller, Path]) -> None:
     controller, directory = smtp
@@ -182,11 +215,21 @@ async def test_sigkills_mid_burst_lose_no_message_and_repeat_none_under_another_
 def recorded_message_ids(stack: Stack) -> set[str]:
     """The Message-IDs in the notifications table's committed changelog (read_committed)."""
     topic = changelog_topic(f"{stack.app_id}-notifications", "notifications")
+    latest = dict(read_all(stack, topic))
+    recorded: set[str] = set()
+    for key, value in latest.items():
+        if value is not None and key.startswith(DATA):
+            recorded.update(json.loads(value).get("sent", {}))
+    return recorded
+
+
+def read_all(stack: Stack, topic: str) -> list[tuple[bytes, bytes | None]]:
+    """Every committed record of `topic`, (key, value), in each partition's order."""
     consumer = confluent_kafka.Consumer({
         "bootstrap.servers": stack.bootstrap, "group.id": f"test-reader-{uuid.uuid4().hex}",
         "isolation.level": "read_committed", "enable.auto.commit": False, "enable.partition.eof": True,
     })
-    latest: dict[bytes, bytes | None] = {}
+    records: list[tuple[bytes, bytes | None]] = []
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
@@ -200,11 +243,7 @@ def recorded_message_ids(stack: Stack) -> set[str]:
                 if message.error().code() == confluent_kafka.KafkaError._PARTITION_EOF:
                     at_end.add(message.partition())
                 continue
-            latest[message.key()] = message.value()
+            records.append((message.key(), message.value()))
     finally:
         consumer.close()
-    recorded: set[str] = set()
-    for key, value in latest.items():
-        if value is not None and key.startswith(DATA):
-            recorded.update(json.loads(value).get("sent", {}))
-    return recorded
+    return records

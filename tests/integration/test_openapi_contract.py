@@ -45,6 +45,8 @@ from tests.integration.conftest import FIXTURES, stack_settings
 # Reads that miss (a random SKU) wait this long for the key to appear instead of 3 s (so the fixtures
 # are fed with waits of their own, not with `seed_catalog_and_stock`'s reads). No rate limits: a 429
 # is documented, but one that depends on how fast this machine sends would make the run unrepeatable.
+# Slot 0: every agent; slot 1: the webhooks agents, whose tables the webhook routes read.
+STACK_WORKERS = [{}, {"agents": "webhooks"}]
 STACK_ENV = {"FC_READ_MISS_WAIT": "0.1", "GATEWAY_RATE_LIMIT_WRITES": "off", "GATEWAY_RATE_LIMIT_READS": "off",
              "GATEWAY_RATE_LIMIT_LONG_POLLS": "off", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "off"}
 
@@ -154,13 +156,14 @@ def test_every_answer_conforms_to_the_document(case: schemathesis.Case, gateway_
 
 # What each command the gateway writes is identified by, and which answers said it was written.
 COMMAND_TOPICS = ("catalog.products", "inventory.commands", "orders.commands", "campaigns.commands",
-                  "shipments.commands")
+                  "shipments.commands", "webhooks.commands")
 COMMAND_IDS = {
     "ProductUpserted": "sku", "AdjustStock": "adjustment_id", "PlaceOrder": "order_id", "CancelOrder": "order_id",
     "OpenCampaign": "campaign_id", "CancelCampaign": "campaign_id", "PledgeToCampaign": "pledge_id",
-    "WithdrawPledge": "pledge_id", "CreateShipment": "shipment_id",
+    "WithdrawPledge": "pledge_id", "CreateShipment": "shipment_id", "RegisterWebhookEndpoint": "endpoint_id",
+    "DeleteWebhookEndpoint": "endpoint_id", "EnableWebhookEndpoint": "endpoint_id",
 }
-ANSWER_IDS = ("sku", "adjustment_id", "order_id", "campaign_id", "pledge_id", "shipment_id")
+ANSWER_IDS = ("sku", "adjustment_id", "order_id", "campaign_id", "pledge_id", "shipment_id", "endpoint_id")
 
 
 def _written_ids() -> set[str]:

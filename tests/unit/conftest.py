@@ -63,6 +63,7 @@ def sample_payloads() -> dict[str, m.Payload]:
     order_id = uuid.UUID(int=42)
     adjustment_id = uuid.UUID(int=43)
     pledge_id = uuid.UUID(int=44)
+    endpoint_id = uuid.UUID(int=46)
     price = m.Money(amount=1250, currency="USD")
     group_price = m.Money(amount=990, currency="USD")
     ends_at = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
@@ -142,6 +143,21 @@ def sample_payloads() -> dict[str, m.Payload]:
         m.CarrierUpdateReceived(tracking_number="EZ1000000001",
                                 update=m.CarrierUpdate(carrier_event_id="evt_1", status="in_transit", carrier="USPS",
                                                        carrier_time=ends_at)),
+        m.RetryNotifications(key="globex/camp-7"),
+        m.NotificationSent(key="globex/camp-7", message_id="<4f1c@notifications.fusioncommerce.example>",
+                           kind="campaign_failed", locale="en", outcome="refused", attempts=6,
+                           detail="given up after 6 attempts: 451 try again later"),
+        m.RegisterWebhookEndpoint(endpoint_id=endpoint_id, url="https://hooks.globex.example/fc",
+                                  events=("OrderStatusChanged",), secret="whsec_" + "k" * 40, requested_by="ada"),
+        m.DeleteWebhookEndpoint(endpoint_id=endpoint_id, requested_by="ada"),
+        m.EnableWebhookEndpoint(endpoint_id=endpoint_id, requested_by="ada"),
+        m.RetryWebhookDeliveries(endpoint_id=endpoint_id),
+        m.DeliverWebhookEvent(endpoint_id=endpoint_id, delivery_id=uuid.UUID(int=47), source_event_id=uuid.UUID(int=48),
+                              event_type="OrderStatusChanged", body="{}"),
+        m.WebhookEndpointChanged(endpoint_id=endpoint_id, events=("*",), status="enabled"),
+        m.WebhookDeliveryAttempted(endpoint_id=endpoint_id, delivery_id=uuid.UUID(int=47),
+                                   source_event_id=uuid.UUID(int=48), event_type="OrderStatusChanged", attempt=2,
+                                   outcome="failed", status_code=503, error="HTTP 503", duration_ms=41),
         m.DeadLetter(
             source_topic="inventory.commands",
             source_partition=3,

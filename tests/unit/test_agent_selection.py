@@ -43,7 +43,8 @@ def test_the_notifications_agent_runs_alone_in_a_group_of_its_own() -> None:
     settings = Settings(app_id="shop", smtp_url="smtp://127.0.0.1:2525")
     running = agents.build(settings, NoPayments(), ["notifications"])  # type: ignore[arg-type]
     assert [agent.name for agent in running] == ["notifications"]
-    assert [spec.name for spec in running[0].sources] == ["orders.events", "campaigns.events", "shipments.events"]
+    assert [spec.name for spec in running[0].sources] == ["orders.events", "campaigns.events", "shipments.events",
+                                                          "notifications.commands"]
     assert group_id(settings, ["notifications"], agents.NAMES) == "shop-notifications"
     with pytest.raises(SystemExit, match="runs alone"):
         agents.build(settings, NoPayments(), ["notifications", "orders"])  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,9 +32,11 @@ EPOCH = datetime(2026, 12, 1, tzinfo=UTC)
 class RecordedOutputs:
     def __init__(self) -> None:
         self.records: list[tuple[str, bytes | None, bytes | None]] = []
+        self.partitioned: list[tuple[str, bytes | None, bytes | None, int | None]] = []
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
         self.records.append((topic, key, value))
+        self.partitioned.append((topic, key, value, partition))
 
     def to(self, topic: str) -> list[dict[str, Any]]:
         return [json.loads(value) for name, _, value in self.records if name == topic and value is not None]
@@ -238,3 +241,40 @@ def test_an_answer_that_comes_after_an_abort_is_ignored(stores) -> None:
     calls.finish(0, decided(sku, 1))
     # Then the answer writes nothing: the event is processed again from the committed offset
     assert not task.has_writes() and task.first_unfinished(SOURCE) is None
+
+
+def test_a_broadcast_record_is_sent_to_every_partition_and_kept_by_each_task(tmp_path) -> None:
+    # Given the webhook registry agent (its topic is broadcast) on partition 3
+    from streams.agents import webhooks as webhook_agents
+    from streams.models import WebhookEndpointChanged, WebhookSubscriptions
+    registry = webhook_agents.registry()
+    store = PartitionStore(tmp_path / "webhook_registry" / "3")
+    outputs = RecordedOutputs()
+    task = Task(3, PARTITIONS, NS, [registry], {"webhook_registry": store}, outputs, HeldCalls())
+    change = Envelope.new("acme", WebhookEndpointChanged(endpoint_id=uuid.UUID(int=1), events=("*",), status="enabled"))
+    # When a task sends it, it goes to every partition of the topic
+    task.send(change)
+    registry_topic = topics.full_name(NS, topics.WEBHOOKS_REGISTRY.name)
+    assert sorted(p for topic, _, _, p in outputs.partitioned if topic == registry_topic) == list(range(PARTITIONS))
+    # And a copy read on partition 3 is kept, though its key `acme` is not partition 3's
+    assert partition_for(b"acme", PARTITIONS) != 3
+    task.process(confluent_kafka.Message(topic=registry_topic, partition=3, offset=0, key=b"acme",
+                                         value=change.to_bytes()))
+    assert outputs.to(topics.full_name(NS, topics.WEBHOOKS_REGISTRY.dead_letter_name)) == []
+    kept = task.get(webhook_agents.REGISTRY, b"acme")
+    assert isinstance(kept, WebhookSubscriptions) and list(kept.endpoints) == [str(uuid.UUID(int=1))]
+    store.close()
+
+
+def test_an_agent_without_a_table_sends_its_events_and_writes_nothing(stores) -> None:
+    # Given an agent that keeps no state and answers each product with a price change of its own
+    def decide(state: Any, event: Envelope, now: datetime, tables: Any) -> Decision[None]:
+        assert state is None
+        return Decision(None, [ProductUpserted(sku=event.payload.sku, name="copy", price=Money(amount=1, currency="EUR"))])
+
+    stateless = Agent(name="copier", sources=(topics.CATALOG_PRODUCTS,), table=None, decide=decide)
+    outputs = RecordedOutputs()
+    task = task_with(stateless, stores, outputs)
+    task.process(message(upsert(key_on(3, "JUG")), offset=0, partition=3))
+    assert [e["payload"]["name"] for e in outputs.to(SOURCE)] == ["copy"]
+    assert not task.has_writes()

@@ -64,6 +64,15 @@ EXPECTED_TOPIC = {
     "ShipmentStatusChanged": "shipments.events",
     "RegisterTracking": "shipping.tracking",
     "CarrierUpdateReceived": "shipping.tracking",
+    "RetryNotifications": "notifications.commands",
+    "NotificationSent": "notifications.events",
+    "RegisterWebhookEndpoint": "webhooks.commands",
+    "DeleteWebhookEndpoint": "webhooks.commands",
+    "EnableWebhookEndpoint": "webhooks.commands",
+    "RetryWebhookDeliveries": "webhooks.commands",
+    "DeliverWebhookEvent": "webhooks.deliveries",
+    "WebhookEndpointChanged": "webhooks.registry",
+    "WebhookDeliveryAttempted": "webhooks.attempts",
 }
 # The three key families, with the key each topic's sample event (tenant "globex") must get.
 SKU_TOPICS = {"catalog.products", "inventory.commands", "inventory.stock-changes"}
@@ -75,11 +84,25 @@ KEYS = {
     "tracking": ("<tracking_number>", b"EZ1000000001"),
 }
 TRACKING_TOPICS = {"shipping.tracking"}
+# Keyed as the notifications table, whose key is its sources' (the samples name a campaign's).
+NOTIFICATION_TOPICS = {"notifications.commands", "notifications.events"}
+KEYS["notifications"] = ("<order_id> or <tenant>/<campaign_id> (the notifications table's key)", b"globex/camp-7")
+
+
+ENDPOINT_TOPICS = {"webhooks.commands", "webhooks.deliveries", "webhooks.attempts"}
+KEYS["endpoint"] = ("<tenant>/<endpoint_id>", b"globex/00000000-0000-0000-0000-00000000002e")
+KEYS["tenant"] = ("<tenant> (broadcast: every partition holds every record)", b"globex")
 
 
 def key_family(topic: str) -> str:
+    if topic in ENDPOINT_TOPICS:
+        return "endpoint"
+    if topic == "webhooks.registry":
+        return "tenant"
     if topic in TRACKING_TOPICS:
         return "tracking"
+    if topic in NOTIFICATION_TOPICS:
+        return "notifications"
     return "sku" if topic in SKU_TOPICS else "campaign" if topic in CAMPAIGN_TOPICS else "order"
 
 
@@ -187,6 +210,16 @@ def test_declared_names_list_each_topic_and_each_dead_letter_twin_under_the_name
         "it-1.shipments.events.dlq",
         "it-1.shipping.tracking",
         "it-1.shipping.tracking.dlq",
+        "it-1.notifications.commands",
+        "it-1.notifications.commands.dlq",
+        "it-1.notifications.events",
+        "it-1.webhooks.commands",
+        "it-1.webhooks.commands.dlq",
+        "it-1.webhooks.deliveries",
+        "it-1.webhooks.deliveries.dlq",
+        "it-1.webhooks.registry",
+        "it-1.webhooks.registry.dlq",
+        "it-1.webhooks.attempts",
     ]
 
 

@@ -207,7 +207,8 @@ class DruidAnalytics:
         } for row in rows}
 
     def delivery_exceptions(self) -> dict[tuple[str, str], dict[str, int]]:
-        """Per tenant and carrier: shipments' status changes to `exception` and to `returned`."""
+        """Per tenant and carrier: shipments' status changes to `exception` and to `returned`. (Druid
+        sums a CASE that no row of a group matches to null, not 0: hence the `or 0` here and below.)"""
         rows = self.sql(
             "SELECT tenant, carrier, "
             "SUM(CASE WHEN status = 'exception' THEN \"count\" ELSE 0 END) AS exceptions, "
@@ -215,7 +216,7 @@ class DruidAnalytics:
             f'FROM "{self.datasource(topics.SHIPMENTS_EVENTS)}" WHERE type = \'ShipmentStatusChanged\' '
             "GROUP BY tenant, carrier ORDER BY tenant, carrier"
         )
-        return {(row["tenant"], row["carrier"]): {"exceptions": row["exceptions"], "returned": row["returned"]}
+        return {(row["tenant"], row["carrier"]): {"exceptions": row["exceptions"] or 0, "returned": row["returned"] or 0}
                 for row in rows}
 
     def notifications_by_outcome(self) -> dict[tuple[str, str], dict[str, int]]:
@@ -228,8 +229,8 @@ class DruidAnalytics:
             "SUM(attempts) AS attempts "
             f'FROM "{self.datasource(topics.NOTIFICATIONS_EVENTS)}" GROUP BY tenant, kind ORDER BY tenant, kind'
         )
-        return {(row["tenant"], row["kind"]): {"sent": row["sent"], "refused": row["refused"],
-                                               "attempts": row["attempts"]} for row in rows}
+        return {(row["tenant"], row["kind"]): {"sent": row["sent"] or 0, "refused": row["refused"] or 0,
+                                               "attempts": row["attempts"] or 0} for row in rows}
 
     def webhook_failure_rate(self) -> dict[str, dict[str, float | int | None]]:
         """Per tenant: webhook delivery attempts, how many failed (an error or a non-2xx answer; each
@@ -241,9 +242,35 @@ class DruidAnalytics:
             "SUM(CASE WHEN outcome = 'gave_up' THEN \"count\" ELSE 0 END) AS given_up "
             f'FROM "{self.datasource(topics.WEBHOOKS_ATTEMPTS)}" GROUP BY tenant ORDER BY tenant'
         )
-        return {row["tenant"]: {"attempts": row["attempts"], "failed": row["failed"], "given_up": row["given_up"],
-                                "failure_rate": row["failed"] / row["attempts"] if row["attempts"] else None}
-                for row in rows}
+        counted = [(row["tenant"], row["attempts"] or 0, row["failed"] or 0, row["given_up"] or 0) for row in rows]
+        return {tenant: {"attempts": attempts, "failed": failed, "given_up": given_up,
+                         "failure_rate": failed / attempts if attempts else None}
+                for tenant, attempts, failed, given_up in counted}
+
+    def recommendation_click_through(self) -> dict[str, dict[str, float | int | None]]:
+        """Per tenant: of the products recommended (RecommendationsServed), how many were ordered at
+        or after the minute they were first recommended, and that share. "Ordered" is a line of a
+        confirmed order: the StockCommitted of `inventory.stock-changes`, one per line at the order's
+        confirmation (the same facts as OrderStatusChanged's `lines`, which Druid does not ingest).
+        Two queries, joined here: `recommended` is a multi-value dimension, which GROUP BY unnests."""
+        shown = self.sql(
+            "SELECT tenant, recommended AS sku, TIMESTAMP_TO_MILLIS(MIN(__time)) AS first_ms, SUM(\"count\") AS served "
+            f'FROM "{self.datasource(topics.RECOMMENDATIONS_SERVED)}" WHERE recommended IS NOT NULL GROUP BY 1, 2'
+        )
+        ordered = self.sql(
+            "SELECT tenant, sku, TIMESTAMP_TO_MILLIS(MAX(__time)) AS last_ms "
+            f'FROM "{self.datasource(topics.INVENTORY_STOCK_CHANGES)}" WHERE type = \'StockCommitted\' GROUP BY 1, 2'
+        )
+        last_ordered = {(row["tenant"], row["sku"]): row["last_ms"] for row in ordered}
+        answer: dict[str, dict[str, float | int | None]] = {}
+        for row in shown:
+            counts = answer.setdefault(row["tenant"], {"recommended": 0, "ordered": 0, "click_through": None})
+            counts["recommended"] = int(counts["recommended"] or 0) + 1
+            if last_ordered.get((row["tenant"], row["sku"]), -1) >= row["first_ms"]:
+                counts["ordered"] = int(counts["ordered"] or 0) + 1
+        for counts in answer.values():
+            counts["click_through"] = int(counts["ordered"] or 0) / int(counts["recommended"] or 1)
+        return answer
 
     # -- questions (native, pydruid's client) ------------------------------------------------
 

@@ -31,7 +31,7 @@ What was chosen, and what was found running it (2 cores, Java 17, Maven Central 
   Ports: ZooKeeper 12181, coordinator/overlord 18081, broker 18082, historical 18083, indexer 18091,
   router (and web console) 18888, Derby 18527. State under .data/druid, config in .data/druid/conf,
   logs in .data/druid/logs/<service>.log.
-- Memory: heaps 128 (ZooKeeper) + 256 + 384 + 384 + 768 + 128 MiB = 2 GiB, direct memory 3 x
+- Memory: heaps 128 (ZooKeeper) + 256 + 384 + 384 + 1024 + 128 MiB = 2.3 GiB, direct memory 3 x
   256 MiB for processing buffers of 50 MiB (1 thread, 2 merge buffers). Measured resident: ~1.7 GB
   for the six JVMs idle, with a Kafka task running a little more; the ceiling is about 3 GiB.
 - Start: 53 s from nothing to every check in `wait_ready` passing on a quiet machine, 66-108 s
@@ -70,6 +70,7 @@ from typing import Any
 from connectors.druid import DruidAnalytics
 from devtools.maven import MavenFetch, pom_property
 from devtools.processes import serve_in_foreground, terminate_all
+from streams import analytics
 from streams.settings import PROJECT_ROOT, load
 
 POM = PROJECT_ROOT / "devtools" / "druid" / "pom.xml"
@@ -179,13 +180,14 @@ druid.cache.sizeInBytes=16MiB
 """),
         # The indexer rather than a middleManager: tasks run as threads of this one JVM instead of
         # a forked JVM (a "peon") each, which saves a JVM start per task and its memory.
-        Service("indexer", ports.indexer, "768m", DIRECT_MEMORY, f"""\
+        Service("indexer", ports.indexer, "1024m", DIRECT_MEMORY, f"""\
 druid.service=druid/indexer
 druid.plaintextPort={ports.indexer}
-# One Kafka task per analytical topic (streams/analytics.py: five today) and a slot for a task
-# publishing at the end of its taskDuration beside its successor. Each task keeps at most
-# maxBytesInMemory (druid_specs/) of rows before it persists.
-druid.worker.capacity=6
+# One Kafka task per analytical topic (streams/analytics.py) and two slots for tasks publishing at
+# the end of their taskDuration beside their successors: with fewer, a datasource's task waits for
+# a slot and nothing of it is ingested. Each task keeps at most maxBytesInMemory (druid_specs/) of
+# rows before it persists.
+druid.worker.capacity={len(analytics.analysed_topics()) + 2}
 druid.indexer.task.baseTaskDir={data / "task"}
 druid.indexer.task.restoreTasksOnRestart=true
 {PROCESSING}druid.processing.tmpDir={data / "tmp" / "indexer"}

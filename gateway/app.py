@@ -12,6 +12,8 @@ from confluent_kafka.admin import AdminClient
 from connectors.kafka import EventWriter
 from connectors.stripe import StripePayments
 from gateway.auth import auth_middleware
+from gateway.catalog_feed import CatalogFeed
+from gateway.catalog_view import CatalogView
 from gateway.edge import Edge
 from gateway.errors import error_middleware
 from gateway.metrics import measure, metrics_view
@@ -51,9 +53,15 @@ def create_app(settings: Settings) -> web.Application:
                             discover=lambda: asyncio.to_thread(kafka_workers, admin, settings.app_id))
         reads.start()
         stripe = StripePayments.from_settings(settings)
-        app[SERVICES] = Services(settings=settings, writer=writer, reads=reads, stripe=stripe, admin=admin)
-        app[READINESS] = Readiness(admin, reads)
+        # Listings read the gateway's own view of the catalog, followed by a thread (gateway/catalog_feed.py).
+        catalog = CatalogView()
+        feed = CatalogFeed(settings, catalog)
+        feed.start()
+        app[SERVICES] = Services(settings=settings, writer=writer, reads=reads, stripe=stripe, admin=admin,
+                                 catalog=catalog)
+        app[READINESS] = Readiness(admin, reads, catalog)
         yield
+        await asyncio.to_thread(feed.stop)
         await reads.stop()
         await stripe.close()
         await session.close()

@@ -55,7 +55,9 @@ from gateway.responses import (
     PledgeAccepted,
     PledgePending,
     ProductAccepted,
+    ProductList,
     ProductView,
+    RecommendationsView,
     Readiness,
     ShipmentPending,
     ShipmentView,
@@ -69,6 +71,8 @@ from gateway.responses import (
     WebhookReceipt,
 )
 from gateway.views.common import MAX_WAIT_SECONDS
+from gateway.views.recommendations import DEFAULT_LIMIT as RECOMMENDATIONS_DEFAULT_LIMIT
+from gateway.views.recommendations import MAX_LIMIT as RECOMMENDATIONS_MAX_LIMIT
 from gateway.views.webhooks import DEFAULT_LOG_LINES, MAX_LOG_LINES
 from streams.models import Identifier
 
@@ -158,11 +162,37 @@ or `rejected`, then `payment_pending` with the PaymentIntent (its `client_secret
 payment form), `paid`, `confirmed`. With an `Idempotency-Key` a retry answers the same order; the same key
 with another body is a 409."""
 
+PRODUCT_LISTING = """Answered from the gateway's own view of the catalog and the stock (a few hundred
+milliseconds behind the workers). `q` matches words of the name and the description (lower-cased; every
+word must be there, the last one as a prefix); `relevance` ranks a word in the name above one in the
+description. The price range is on the amount in minor units whatever the currency (add `currency` to keep
+one). Customers see `active` products only; vendors and admins see all of their tenant's and may filter by
+`status`. Paging is keyset paging: pass `next_cursor` back as `cursor` with the same sort; products that
+exist throughout paging are neither skipped nor repeated, whatever is added meanwhile (a product whose
+price changes while paging by price may move)."""
+
+LISTING_PARAMS = (
+    Param("q", "query", Annotated[str, Field(max_length=200)], "words to match in the name and description",
+          example="mug"),
+    Param("min_price", "query", Annotated[int, Field(ge=0, le=10**15)], "lowest price amount, in minor units"),
+    Param("max_price", "query", Annotated[int, Field(ge=0, le=10**15)], "highest price amount, in minor units"),
+    Param("currency", "query", Annotated[str, Field(pattern=r"^[A-Z]{3}$")], "only products priced in it"),
+    Param("in_stock", "query", bool, "only products with available units", example=True),
+    Param("status", "query", Literal["draft", "active", "archived"],
+          "vendors and admins: only products of this status (customers: `active` only)"),
+    Param("sort", "query", Literal["relevance", "price_asc", "price_desc", "newest"],
+          "`relevance` (the default with q; needs q), `price_asc`, `price_desc`, `newest` (the default without "
+          "q: by creation time)"),
+    Param("cursor", "query", str, "`next_cursor` of the previous page"),
+    Param("limit", "query", Annotated[int, Field(ge=1, le=100)], "products per page (default 20)", example=20),
+)
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/healthz"): Operation(
         "The process is up", "health", {200: Answer("up", (Health,))}, auth="none"),
     ("GET", "/readyz"): Operation(
-        "Kafka answers and every table partition is served by a ready worker", "health",
+        "Kafka answers, every table partition is served by a ready worker and the catalog view has caught up",
+        "health",
         {200: Answer("ready", (Readiness,)), 503: Answer("not ready (yet)", (Readiness,))}, auth="none"),
     ("GET", "/openapi.json"): Operation(
         "This document", "documentation",
@@ -178,9 +208,26 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Create or replace a product of the caller's tenant", "catalog",
         {202: Answer("written; the catalog serves it within a commit interval", (ProductAccepted,), ("Location",))},
         body=ProductRequest, roles=("vendor", "admin")),
+    ("GET", "/v1/products"): Operation(
+        "Browse and search the caller's tenant's products, with their availability", "catalog",
+        {200: Answer("a page of products and the cursor of the next one", (ProductList,)),
+         400: error("`invalid_cursor`: a cursor this API did not make, or made for another sort"),
+         403: error("`forbidden`: a customer asked for a status other than `active`"),
+         422: error("`invalid_query`: a parameter out of its range")},
+        description=PRODUCT_LISTING, params=LISTING_PARAMS),
     ("GET", "/v1/products/{sku}"): Operation(
-        "A product of the caller's tenant", "catalog",
-        {200: Answer("the product", (ProductView,)), 404: error("no such product in the caller's tenant")},
+        "A product of the caller's tenant (customers: an active one)", "catalog",
+        {200: Answer("the product", (ProductView,)),
+         404: error("no such product in the caller's tenant, or not active and the caller a customer")},
+        reads_workers=True),
+    ("GET", "/v1/products/{sku}/recommendations"): Operation(
+        "Products bought with a product (customers also bought)", "catalog",
+        {200: Answer("the active products in stock most bought with it (decayed over time), filled up with the "
+                     "tenant's most ordered ones", (RecommendationsView,)),
+         404: error("no such product in the caller's tenant, or not active and the caller a customer")},
+        params=(Param("limit", "query", Annotated[int, Field(ge=1, le=RECOMMENDATIONS_MAX_LIMIT)],
+                      f"how many products at most (default {RECOMMENDATIONS_DEFAULT_LIMIT})",
+                      example=RECOMMENDATIONS_DEFAULT_LIMIT),),
         reads_workers=True),
     ("POST", "/v1/inventory/{sku}/adjustments"): Operation(
         "Add (restock) or remove (write-off) units of a SKU", "inventory",

@@ -6,18 +6,39 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from streams.models import Frozen, Identifier, Money, UtcDatetime, utc_now
+from streams.models import (
+    MAX_ATTRIBUTES,
+    MAX_DESCRIPTION,
+    MAX_IMAGES,
+    AttributeName,
+    AttributeValue,
+    Frozen,
+    Identifier,
+    ImageUrl,
+    Money,
+    ProductStatusName,
+    UtcDatetime,
+    utc_now,
+)
 from streams.tables.webhooks import ALL_EVENTS
 from streams.topics import WEBHOOK_EVENT_TYPES
 
 
 class ProductRequest(Frozen):
     model_config = ConfigDict(json_schema_extra={
-        "examples": [{"sku": "MUG-1", "name": "Stoneware mug", "price": {"amount": 1299, "currency": "EUR"}}]})
+        "examples": [{"sku": "MUG-1", "name": "Stoneware mug", "price": {"amount": 1299, "currency": "EUR"},
+                      "description": "A glazed stoneware mug, 350 ml.",
+                      "images": ["https://img.example.com/mug-1.jpg"], "attributes": {"colour": "blue"},
+                      "status": "active"}]})
 
     sku: Identifier
     name: str = Field(min_length=1, max_length=200)
     price: Money
+    description: str = Field("", max_length=MAX_DESCRIPTION)
+    images: tuple[ImageUrl, ...] = Field((), max_length=MAX_IMAGES, description="https URLs, at most 10")
+    attributes: dict[AttributeName, AttributeValue] = Field(
+        default_factory=dict, max_length=MAX_ATTRIBUTES, description="name -> value, at most 50")
+    status: ProductStatusName = Field("active", description="customers see `active` products only")
 
 
 class AdjustmentRequest(Frozen):

@@ -23,6 +23,7 @@ from streams.models import (
     OrderStatus,
     PaymentStatus,
     PledgeResult,
+    ProductStatusName,
     ShipmentStatus,
     WebhookEndpointStatus,
 )
@@ -61,6 +62,8 @@ class Readiness(Frozen):
     ready: bool
     broker: bool | None = Field(None, description="whether Kafka answers")
     unserved_partitions: int | None = Field(None, description="table partitions no ready worker serves")
+    catalog_view: bool | None = Field(None, description="whether the catalog view of listings has read its topics "
+                                                        "up to where they ended when the gateway started")
 
 
 class ProductAccepted(Frozen):
@@ -73,6 +76,29 @@ class ProductView(Frozen):
     name: str
     price: Money
     updated_at: datetime
+    description: str
+    images: list[str]
+    attributes: dict[str, str]
+    status: ProductStatusName
+    created_at: datetime | None = Field(description="when the product was first created (null: before it was kept)")
+
+
+class ListedProduct(Frozen):
+    sku: str
+    name: str
+    description: str
+    price: Money
+    images: list[str]
+    attributes: dict[str, str]
+    status: ProductStatusName
+    created_at: datetime
+    updated_at: datetime
+    in_stock: bool = Field(description="whether units are on hand and not held (false for a SKU never stocked)")
+
+
+class ProductList(Frozen):
+    products: list[ListedProduct]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
 
 
 class StockView(Frozen):
@@ -275,3 +301,20 @@ class WebhookDeliveries(Frozen):
     status: WebhookEndpointStatusName
     deliveries: list[DeliveryRecord] = Field(description="the delivery log, newest first (at most `limit` lines)")
     pending: PendingDeliveries
+
+
+class Recommendation(Frozen):
+    sku: str
+    name: str
+    price: Money
+    score: float = Field(description="how often it was bought with the product (or, from the popularity, at all), "
+                                     "each order weighing 1 at its confirmation and half as much every "
+                                     "FC_RECOMMENDATION_HALF_LIFE_DAYS since; as of the read")
+
+
+class RecommendationsView(Frozen):
+    sku: str
+    recommendations: list[Recommendation] = Field(description="active products in stock, best first, at most `limit`")
+    source: Literal["co_purchase", "popularity", "mixed"] = Field(
+        description="`co_purchase`: all bought with the product; `popularity`: the tenant's most ordered (the product "
+                    "has no history yet); `mixed`: co-purchases filled up with popular products")

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.views import campaigns, catalog, docs, health, inventory, orders, payments, shipping, webhooks
+from gateway.views import (
+    campaigns,
+    catalog,
+    docs,
+    health,
+    inventory,
+    orders,
+    payments,
+    recommendations,
+    shipping,
+    webhooks,
+)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -14,7 +25,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/docs", docs.docs_page)
     app.router.add_get("/docs/assets/{name}", docs.docs_asset)
     app.router.add_post("/v1/products", catalog.upsert_product)
+    app.router.add_get("/v1/products", catalog.list_products)
     app.router.add_get("/v1/products/{sku}", catalog.get_product)
+    app.router.add_get("/v1/products/{sku}/recommendations", recommendations.get_recommendations)
     app.router.add_post("/v1/inventory/{sku}/adjustments", inventory.adjust_stock)
     app.router.add_get("/v1/inventory/{sku}", inventory.get_stock)
     app.router.add_post("/v1/orders", orders.place_order)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka import EventWriter
 from connectors.stripe import PaymentProvider
+from gateway.catalog_view import CatalogView
 from gateway.workers import WorkerReads
 from streams.settings import Settings
 
@@ -20,6 +21,8 @@ class Services:
     reads: WorkerReads
     stripe: PaymentProvider
     admin: AdminClient
+    # The listings' read model (gateway/catalog_view.py), filled by the app's catalog feed thread.
+    catalog: CatalogView = field(default_factory=CatalogView)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -189,6 +189,8 @@ def events_from_frame(df: pl.DataFrame) -> list[m.Envelope]:
         events.append(m.Envelope.model_validate({
             "event_id": row["event_id"], "type": row["type"], "tenant": row["tenant"],
             "occurred_at": row["occurred_at"],
-            "payload": {name: _prune(value) if isinstance(value, dict) else value for name, value in payload.items()},
+            # An empty dict is a field's own value (a product's `attributes`), not a nested model's nulls.
+            "payload": {name: _prune(value) if isinstance(value, dict) and value else value
+                        for name, value in payload.items()},
         }))
     return events

@@ -105,10 +105,60 @@ class Payload(Frozen):
         Payload.registry[cls.__name__] = cls
 
 
+class ProductStatus:
+    """Who sees a product: customers only `active` ones; its tenant's vendors and admins all of them."""
+
+    DRAFT = "draft"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+ProductStatusName = Literal["draft", "active", "archived"]
+MAX_DESCRIPTION = 5000
+MAX_IMAGES = 10
+MAX_ATTRIBUTES = 50
+
+
+def _https_url(url: str) -> str:
+    if not url.startswith("https://") or len(url) <= len("https://") or any(c.isspace() for c in url):
+        raise ValueError("an image must be an https:// URL without spaces")
+    return url
+
+
+ImageUrl = Annotated[str, Field(min_length=9, max_length=2000), AfterValidator(_https_url)]
+AttributeName = Annotated[str, Field(min_length=1, max_length=64)]
+AttributeValue = Annotated[str, Field(max_length=500)]
+
+
 class ProductUpserted(Payload):
     sku: Identifier
     name: str = Field(min_length=1, max_length=200)
     price: Money
+    # Defaults keep the upserts written before these fields valid, and such products listed to customers.
+    description: str = Field("", max_length=MAX_DESCRIPTION)
+    images: tuple[ImageUrl, ...] = Field((), max_length=MAX_IMAGES)
+    attributes: dict[AttributeName, AttributeValue] = Field(default_factory=dict, max_length=MAX_ATTRIBUTES)
+    status: ProductStatusName = "active"
+    # When the product was first created, stamped by the gateway from its catalog view, so that the
+    # latest record of the compacted topic still says it (listings' `newest` order); None: not known.
+    created_at: UtcDatetime | None = None
+
+
+class ProductPriceChanged(Payload):
+    """An upsert changed a product's price; orders already reserved keep the price they were reserved at."""
+
+    sku: Annotated[Identifier, DIMENSION]
+    old_price: Annotated[Money, EXPAND]
+    new_price: Annotated[Money, EXPAND]
+
+
+class AvailabilityChanged(Payload):
+    """A SKU went in or out of stock (`available`, on hand minus held, crossed 0): the gateway's
+    catalog view joins it in for the listing's `in_stock` filter."""
+
+    sku: Identifier
+    available: int
+    in_stock: bool
 
 
 class AdjustStock(Payload):
@@ -208,6 +258,9 @@ class OrderStatusChanged(Payload):
     reason: str | None = None
     total: Annotated[Money | None, EXPAND] = None
     item_count: Annotated[int, SUM] = 0
+    # The order's lines on its transition to `confirmed` by the capture (what was bought together:
+    # the recommendations' input), None on every other transition. Not an analytics column.
+    lines: tuple[OrderLine, ...] | None = None
 
 
 class CommitStock(Payload):
@@ -650,6 +703,30 @@ class NotificationSent(Payload):
     detail: str | None = None
 
 
+# Recommendations (streams/agents/recommendations.py), keyed `<tenant>/<sku>`; the SKU "*" (never
+# an Identifier) is the tenant's popularity entry.
+POPULARITY = "*"
+
+
+class CountCoPurchase(Payload):
+    """Count one confirmed order for `sku`: the other SKUs of the order (`bought_with`), at the time
+    of its confirmation. For the popularity entry (`sku` "*"), every SKU of the order."""
+
+    sku: Identifier | Literal["*"]
+    bought_with: tuple[Identifier, ...] = Field(max_length=100)
+    order_id: uuid.UUID
+    confirmed_at: UtcDatetime
+
+
+class RecommendationsServed(Payload):
+    """The gateway answered recommendations for `sku` (analytics: click-through)."""
+
+    sku: Annotated[Identifier, DIMENSION]
+    # A multi-value dimension in Druid: one row matches each of the SKUs.
+    recommended: Annotated[tuple[Identifier, ...], DIMENSION] = ()
+    source: Annotated[Literal["co_purchase", "popularity", "mixed"], DIMENSION]
+
+
 class DeadLetter(Payload):
     """A message an agent could not process: why, where it is, and its bytes as they were on the
     topic (base64), at most the first 64 KiB of them: the source offset points at the whole."""
@@ -709,11 +786,16 @@ class Envelope(Frozen):
         can recognise a repeat. `tenant`: the events' tenant when the input's is not theirs (a
         carrier's update knows no tenant until its tracking number is resolved).
         """
-        return Envelope.new(
-            tenant or self.tenant,
-            payload,
+        # Every part is valid already: this envelope was, the payload was validated when the
+        # decision built it, and `occurred_at` is the runtime's UTC clock or this envelope's. So
+        # no second validation (it was a fifth of deriving an event, once per event a worker sends).
+        return Envelope.model_construct(
             event_id=uuid5(self.event_id, f"{index}:{type(payload).__name__}"),
+            type=type(payload).__name__,
+            schema_version=1,
+            tenant=tenant or self.tenant,
             occurred_at=occurred_at or self.occurred_at,
+            payload=payload,
         )
 
     def to_bytes(self) -> bytes:
@@ -734,6 +816,12 @@ class Product(Frozen):
     name: str
     price: Money
     updated_at: UtcDatetime
+    description: str = ""
+    images: tuple[str, ...] = ()
+    attributes: dict[str, str] = Field(default_factory=dict)
+    status: ProductStatusName = "active"
+    # When the product was first upserted, kept by every later version (None: stored before it was kept).
+    created_at: UtcDatetime | None = None
 
 
 class AdjustmentOutcome(Frozen):
@@ -1056,6 +1144,21 @@ class WebhookEndpoint(Frozen):
     # Since when every attempt failed (None after a success): long enough, and the endpoint is disabled.
     failing_since: UtcDatetime | None = None
     disabled_reason: str | None = None
+
+
+class CoPurchases(Frozen):
+    """The recommendations table, keyed `<tenant>/<sku>`: the SKUs bought with `sku` and their
+    scores, decayed to `decayed_at` (each order adds 1 at its confirmation time, halved every
+    half-life), the top ones only (streams/tables/recommendations.py). For the popularity entry
+    (`sku` "*"), how often each SKU of the tenant was ordered, decayed alike."""
+
+    tenant: Identifier
+    sku: str
+    scores: dict[str, float] = Field(default_factory=dict)  # highest first
+    decayed_at: UtcDatetime | None = None
+    orders: int = 0  # orders counted, undecayed
+    # The latest order ids counted, newest last (bounded): a command replayed counts nothing twice.
+    counted: tuple[str, ...] = ()
 
 
 class WebhookSubscription(Frozen):

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Tests only: make the runtime's produce or commit fail every Nth time (streams/runtime/faults.py).
     inject_faults: str = Field("", validation_alias="FC_INJECT_FAULTS")
     hold_ttl_seconds: float = Field(900.0, validation_alias="FC_HOLD_TTL_SECONDS", gt=0)
+    # Co-purchase scores halve every this many days (streams/tables/recommendations.py).
+    recommendation_half_life_days: float = Field(30.0, validation_alias="FC_RECOMMENDATION_HALF_LIFE_DAYS", gt=0,
+                                                 le=1_000_000)
     expiry_scan_interval_seconds: float = Field(1.0, validation_alias="FC_EXPIRY_SCAN_INTERVAL", gt=0)
 
     # Gateway. Bearer tokens are HS256 with `jwt_secret`; with an issuer or audience set, tokens

@@ -138,13 +138,14 @@ class Record:
         })
 
 
-def consumer_config(settings: Settings) -> dict[str, Any]:
-    """A consumer that reads committed records of assigned partitions and can commit nothing."""
+def consumer_config(settings: Settings, client_id: str = "fc-tap") -> dict[str, Any]:
+    """A consumer that reads committed records of assigned partitions and can commit nothing (the
+    tap's, and the gateway's catalog view's)."""
     return {
         "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": "fc-tap",
+        "client.id": client_id,
         # Never joined (assign() only) and never committed: the broker keeps nothing under this id.
-        "group.id": f"fc-tap-{uuid.uuid4().hex[:12]}",
+        "group.id": f"{client_id}-{uuid.uuid4().hex[:12]}",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "isolation.level": "read_committed",

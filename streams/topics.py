@@ -92,11 +92,21 @@ CATALOG_PRODUCTS = TopicSpec(
     key="<tenant>/<sku>",
     payloads=(m.ProductUpserted,),
     writers="gateway",
-    readers="catalog agent",
+    readers="catalog agent, gateway (the catalog view of listings, gateway/catalog_view.py)",
     key_of=_by_sku,
     # The catalog is the product's latest version: compacted, kept forever.
     cleanup_policy="compact",
     retention_ms=-1,
+)
+CATALOG_PRICE_CHANGES = TopicSpec(
+    name="catalog.price-changes",
+    key="<tenant>/<sku>",
+    payloads=(m.ProductPriceChanged,),
+    writers="catalog agent (an upsert that changed the price)",
+    readers="Druid, data science",
+    key_of=_by_sku,
+    consumed=False,
+    datasource="catalog_price_changes",
 )
 INVENTORY_COMMANDS = TopicSpec(
     name="inventory.commands",
@@ -116,6 +126,18 @@ INVENTORY_STOCK_CHANGES = TopicSpec(
     key_of=_by_sku,
     consumed=False,
     datasource="inventory_stock_changes",
+)
+INVENTORY_AVAILABILITY = TopicSpec(
+    name="inventory.availability",
+    key="<tenant>/<sku>",
+    payloads=(m.AvailabilityChanged,),
+    writers="inventory agent (when a SKU goes in or out of stock)",
+    readers="gateway (the catalog view of listings, gateway/catalog_view.py)",
+    key_of=_by_sku,
+    consumed=False,
+    # A SKU's latest availability is all a reader needs: compacted, kept forever, like the catalog.
+    cleanup_policy="compact",
+    retention_ms=-1,
 )
 INVENTORY_RESERVATIONS = TopicSpec(
     name="inventory.reservations",
@@ -139,7 +161,8 @@ ORDERS_EVENTS = TopicSpec(
     key="<order_id>",
     payloads=(m.OrderStatusChanged,),
     writers="orders agent",
-    readers="notifications agent (its own group), Druid, data science, webhooks",
+    readers="notifications agent (its own group), co-purchases agent (confirmed orders), Druid, data science, "
+    "webhooks",
     key_of=_by_order,
     datasource="orders_events",
 )
@@ -284,10 +307,35 @@ WEBHOOKS_ATTEMPTS = TopicSpec(
     datasource="webhook_attempts",
 )
 
+# Recommendations: the counts are keyed by the SKU they rank for; the SKU "*" (which no Identifier
+# can be) is the tenant's popularity entry, `<tenant>/*`: every confirmed order of a tenant counts on
+# that one key, a hot key per tenant (one partition's worth of counting per tenant), acceptable for
+# one small update per order.
+RECOMMENDATIONS_COMMANDS = TopicSpec(
+    name="recommendations.commands",
+    key="<tenant>/<sku>, or <tenant>/* for the tenant's popularity",
+    payloads=(m.CountCoPurchase,),
+    writers="co-purchases agent (one CountCoPurchase per SKU of a confirmed order, and one for the popularity)",
+    readers="recommendations agent",
+    key_of=_by_sku,
+)
+RECOMMENDATIONS_SERVED = TopicSpec(
+    name="recommendations.served",
+    key="<tenant>/<sku>",
+    payloads=(m.RecommendationsServed,),
+    writers="gateway (GET /v1/products/{sku}/recommendations)",
+    readers="Druid (click-through), data science",
+    key_of=_by_sku,
+    consumed=False,
+    datasource="recommendations_served",
+)
+
 ALL: tuple[TopicSpec, ...] = (
     CATALOG_PRODUCTS,
+    CATALOG_PRICE_CHANGES,
     INVENTORY_COMMANDS,
     INVENTORY_STOCK_CHANGES,
+    INVENTORY_AVAILABILITY,
     INVENTORY_RESERVATIONS,
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
@@ -306,6 +354,8 @@ ALL: tuple[TopicSpec, ...] = (
     WEBHOOKS_DELIVERIES,
     WEBHOOKS_REGISTRY,
     WEBHOOKS_ATTEMPTS,
+    RECOMMENDATIONS_COMMANDS,
+    RECOMMENDATIONS_SERVED,
 )
 # The platform's events a tenant's webhook endpoints may subscribe to, by envelope type.
 WEBHOOK_SOURCES = (ORDERS_EVENTS, PAYMENTS_EVENTS, CAMPAIGNS_EVENTS, SHIPMENTS_EVENTS)

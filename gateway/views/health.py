@@ -1,4 +1,5 @@
-"""`/healthz` (the process is up) and `/readyz` (Kafka answers and every partition is served).
+"""`/healthz` (the process is up) and `/readyz` (Kafka answers, every partition is served and the
+catalog view of listings has read its topics up to where they ended when the gateway started).
 
 `/readyz` answers anyone with ready or not ready and nothing else; an operator's tool that sends the
 workers' read credential (`Authorization: Bearer <credential>`, streams/runtime/reads.py) also gets
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
+from gateway.catalog_view import CatalogView
 from gateway.services import services
 from gateway.workers import WorkerReads
 from streams.runtime.reads import presents_credential, read_credential
@@ -27,19 +29,21 @@ CHECK_EVERY_SECONDS = 1.0
 class Checked:
     broker: bool
     unserved_partitions: int
+    catalog_view: bool = True
 
     @property
     def ready(self) -> bool:
-        return self.broker and self.unserved_partitions == 0
+        return self.broker and self.unserved_partitions == 0 and self.catalog_view
 
 
 class Readiness:
     """The checks behind /readyz, run at most once per CHECK_EVERY_SECONDS: probes in between get
     the last result, and probes that come while a check runs wait for that one."""
 
-    def __init__(self, admin: AdminClient, reads: WorkerReads) -> None:
+    def __init__(self, admin: AdminClient, reads: WorkerReads, catalog: CatalogView | None = None) -> None:
         self.admin = admin
         self.reads = reads
+        self.catalog = catalog
         self._check: asyncio.Future[Checked] | None = None
         self._started = 0.0
 
@@ -52,7 +56,8 @@ class Readiness:
 
     async def _run(self) -> Checked:
         broker, unserved = await asyncio.gather(asyncio.to_thread(_broker_answers, self.admin), self.reads.readiness())
-        return Checked(broker=broker, unserved_partitions=unserved)
+        return Checked(broker=broker, unserved_partitions=unserved,
+                       catalog_view=self.catalog is None or self.catalog.ready.is_set())
 
 
 READINESS = web.AppKey("readiness", Readiness)
@@ -74,5 +79,6 @@ async def readyz(request: web.Request) -> web.Response:
     checked = await request.app[READINESS].checked()
     body: dict[str, object] = {"ready": checked.ready}
     if presents_credential(request.headers, read_credential(services(request).settings.jwt_secret)):
-        body.update(broker=checked.broker, unserved_partitions=checked.unserved_partitions)
+        body.update(broker=checked.broker, unserved_partitions=checked.unserved_partitions,
+                    catalog_view=checked.catalog_view)
     return web.json_response(body, status=200 if checked.ready else 503)

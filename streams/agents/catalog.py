@@ -3,7 +3,7 @@
 Input: `catalog.products`, key `<tenant>/<sku>` (ProductUpserted).
 State: table `catalog`, same key and partitions (co-partitioned with `inventory.commands`, so the
 inventory agent reads a SKU's price from the worker that holds its stock).
-Outputs: none.
+Outputs: `catalog.price-changes`, key `<tenant>/<sku>` (ProductPriceChanged, when an upsert changes the price).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Input: `inventory.commands`, key `<tenant>/<sku>` (AdjustStock, ReserveStock, Re
 CommitStock, HoldForCampaign, ReleaseCampaignHold).
 State: table `inventory` (StockLevel), same key; reads table `catalog` (co-partitioned) for prices.
 Outputs: `inventory.stock-changes` (key `<tenant>/<sku>`), `inventory.reservations` (key order id),
-`inventory.campaign-holds` (key `<tenant>/<campaign_id>`).
+`inventory.campaign-holds` (key `<tenant>/<campaign_id>`), `inventory.availability` (key
+`<tenant>/<sku>`, compacted: AvailabilityChanged when the SKU goes in or out of stock).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def render(level: StockLevel) -> dict[str, Any]:
 
 def decide(state: StockLevel | None, event: Envelope, now: datetime, tables: Tables) -> Decision[StockLevel]:
     product = tables.get(CATALOG, topics.INVENTORY_COMMANDS.key_of(event))
-    return inventory.decide(state, event, now, product=product)
+    return inventory.decide_and_announce(state, event, now, product=product)
 
 
 def agent() -> Agent:

@@ -12,6 +12,7 @@ from datetime import datetime
 from streams.models import (
     AdjustmentOutcome,
     AdjustStock,
+    AvailabilityChanged,
     CampaignStockHeld,
     CampaignStockRefused,
     CommitStock,
@@ -211,3 +212,24 @@ def decide(
     if isinstance(payload, ReleaseCampaignHold):
         return Decision(state) if state is None else release_campaign_hold(state, payload)  # type: ignore[return-value]
     raise UnhandledEvent(f"inventory does not handle {event.type}")
+
+
+def decide_and_announce(
+    state: StockLevel | None, event: Envelope, now: datetime, *, product: Product | None
+) -> Decision[StockLevel]:
+    """`decide`, plus one `AvailabilityChanged` when the SKU goes in or out of stock: its available
+    units go from 0 or less to more than 0, or from more than 0 to 0 (the gateway's catalog view only
+    filters on `in_stock`; it follows them on the compacted `inventory.availability`). It carries the
+    available units at that moment. A SKU without state has 0 available: not in stock.
+
+    Announcing the flips only keeps the reservation path to one output per reservation, but for the
+    reservations that take a SKU's last units."""
+    decision = decide(state, event, now, product=product)
+    if decision.state is None:
+        return decision
+    before = state.available if state is not None else 0
+    after = decision.state.available
+    if (after > 0) == (before > 0):
+        return decision
+    changed = AvailabilityChanged(sku=decision.state.sku, available=after, in_stock=after > 0)
+    return Decision(decision.state, [*decision.events, changed], decision.tenant)

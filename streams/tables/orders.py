@@ -44,6 +44,7 @@ from streams.models import (
     ExpireOrderHold,
     Money,
     Order,
+    OrderLine,
     OrderLineState,
     OrderPayment,
     OrderStatus,
@@ -222,6 +223,9 @@ def captured(order: Order, event: PaymentCaptured, now: datetime) -> Decision[Or
     confirmed, changed = _transition(_with_payment_status(order, PaymentStatus.CAPTURED), OrderStatus.CONFIRMED, now,
                                      hold_expires_at=None, fulfilment=shipping.AWAITING_SHIPMENT)
     sales: list[Payload] = [CommitStock(order_id=order.order_id, sku=line.sku) for line in order.lines]
+    # What was bought together, for the recommendations (streams/agents/recommendations.py).
+    changed = changed.model_copy(update={"lines": tuple(OrderLine(sku=line.sku, quantity=line.quantity)
+                                                        for line in order.lines)})
     return Decision(confirmed, [changed, *sales])
 
 

@@ -15,7 +15,8 @@ Two halves, each with its own single writer:
 
 A carrier update never moves a shipment backwards: updates are delivered at least once and in any
 order, so one applies only when its carrier event id is new, its carrier time is later than the
-last one applied, the shipment has not ended (`delivered`, `returned`), and its status ranks at
+last one applied (or the same, for a step forward: carriers stamp to the second or the minute),
+the shipment has not ended (`delivered`, `returned`), and its status ranks at
 least as high as the highest reached (`exception` ranks beside any status: a delivery that failed
 may go on).
 """
@@ -178,8 +179,12 @@ def applies(shipment: Shipment, update: CarrierUpdate) -> bool:
     """Whether a carrier update moves the shipment (never backwards, never twice)."""
     if update.carrier_event_id in shipment.seen_events or shipment.status in FINAL:
         return False
-    if shipment.carrier_time is not None and update.carrier_time <= shipment.carrier_time:
+    if shipment.carrier_time is not None and update.carrier_time < shipment.carrier_time:
         return False
+    if shipment.carrier_time is not None and update.carrier_time == shipment.carrier_time:
+        # Carriers stamp to the second (EasyPost) or the minute: two steps may share a time, and
+        # then only a step forward tells which came second.
+        return RANK.get(update.status, -1) > shipment.rank
     if update.status == ShipmentStatus.EXCEPTION:
         return True
     return RANK.get(update.status, -1) >= shipment.rank

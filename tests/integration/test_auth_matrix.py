@@ -134,7 +134,9 @@ CAMPAIGN_BODY = {"campaign_id": "matrix-rogue", "sku": SKU, "group_price": {"amo
 
 DOORS: dict[tuple[str, str], Door] = {
     ("POST", "/v1/products"): Door("/v1/products", VERA, PRODUCT, wrong_role="customer"),
+    ("GET", "/v1/products"): Door("/v1/products?q=matrix", ALICE),
     ("GET", "/v1/products/{sku}"): Door("/v1/products/{sku}", ALICE),
+    ("GET", "/v1/products/{sku}/recommendations"): Door("/v1/products/{sku}/recommendations", ALICE),
     ("POST", "/v1/inventory/{sku}/adjustments"): Door(
         "/v1/inventory/{sku}/adjustments", VERA, {"delta": 1000, "reason": "restock"}, wrong_role="customer"),
     ("GET", "/v1/inventory/{sku}"): Door("/v1/inventory/{sku}", ALICE),
@@ -195,12 +197,16 @@ NOT_ALICES_PLEDGE = Shows(200, {"campaign_id": CAMPAIGN, "quantity": 0, "latest"
 ADMIN_ONLY = NotApplicable("only the tenant's admin may call it: another customer is the wrong role (403), tried in "
                            "tests/unit/test_gateway_webhooks.py")
 NO_ENDPOINTS_FOR_OTHERS = Shows(200, {"endpoints": []})  # another tenant's admin lists its own: none
+NO_PRODUCTS_FOR_OTHERS = Shows(200, {"products": [], "next_cursor": None})  # another tenant's search: its own, none
 
 # One row per route, one column per case, in the order of CASES: no token, bad signature, expired,
 # alg none | wrong role | other tenant, other customer | admin without MFA.
 MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("POST", "/v1/products"):                          (401, 401, 401, 401, 403, OWN_TENANT, OWN_ONLY, 403),
+    ("GET", "/v1/products"):                           (401, 401, 401, 401, ANY_ROLE, NO_PRODUCTS_FOR_OTHERS,
+                                                        TENANT_WIDE, 403),
     ("GET", "/v1/products/{sku}"):                     (401, 401, 401, 401, ANY_ROLE, 404, TENANT_WIDE, 403),
+    ("GET", "/v1/products/{sku}/recommendations"):     (401, 401, 401, 401, ANY_ROLE, 404, TENANT_WIDE, 403),
     ("POST", "/v1/inventory/{sku}/adjustments"):       (401, 401, 401, 401, 403, UNKNOWN_SKU, TENANT_WIDE, 403),
     ("GET", "/v1/inventory/{sku}"):                    (401, 401, 401, 401, ANY_ROLE, 404, TENANT_WIDE, 403),
     ("POST", "/v1/orders"):                            (401, 401, 401, 401, 403, OWN_TENANT, OWN_ONLY, 403),

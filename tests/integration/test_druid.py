@@ -1,5 +1,7 @@
 """Apache Druid ingests the topics: pydruid's and Druid SQL's answers equal the sums of the events
-the pipeline committed (real Druid from Maven Central, real broker, real workers)."""
+the pipeline committed (real Druid from Maven Central, real broker, real workers: every agent, the
+notifications agent with a real SMTP server, the webhooks agents with a fixture endpoint that fails
+its first request)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,58 @@ import shutil
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from aiohttp import web
+
 from connectors.druid import DruidAnalytics
 from devtools.druid import DruidCluster, DruidPorts
+from devtools.smtp import serve
 from streams import analytics, topics
 from tests.conftest import Api, read_topic, token
-from tests.harness import RUNS_DIR, Stack, eventually, free_port
+from tests.harness import RUNS_DIR, WEBHOOK_SECRET, Stack, eventually, eventually_async, free_port
 from tests.integration.orders_api import VENDOR, place, settled
 from tests.integration.payments_api import send_webhook, settled_past
+from tests.integration.test_shipping import carrier, confirmed_order, ship
+
+# Slot 0: every agent; slot 1: notifications (its own group); slot 2: the webhooks agents.
+STACK_WORKERS = [{}, {"agents": "notifications"}, {"agents": "webhooks"}]
+
+
+@pytest.fixture(scope="module")
+def stack_env(stripe_mock: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    port = free_port()
+    smtp = serve(tmp_path_factory.mktemp("mail"), port)
+    try:
+        yield {"STRIPE_API_BASE": stripe_mock, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+               "SMTP_URL": f"smtp://127.0.0.1:{port}", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",
+               "WEBHOOK_RETRY_SCHEDULE": "1s,1s"}
+    finally:
+        smtp.stop()
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[str]:
+    """A test fixture standing in for a tenant's webhook endpoint: 500 to its first request, then 200."""
+    requests: list[bytes] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        requests.append(await request.read())
+        return web.Response(status=500 if len(requests) == 1 else 200)
+
+    app = web.Application()
+    app.router.add_post("/hooks", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +95,19 @@ def committed(stack: Stack, topic: str) -> list[dict[str, Any]]:
     return [json.loads(m.value()) for m in read_topic(stack.bootstrap, stack.topic(topic))]
 
 
-async def test_druid_answers_equal_the_sums_of_the_committed_events(api: Api, stack: Stack, druid: DruidCluster) -> None:
+async def test_druid_answers_equal_the_sums_of_the_committed_events(api: Api, stack: Stack, druid: DruidCluster,
+                                                                    endpoint: str) -> None:
     analysis = DruidAnalytics(druid.broker_url, druid.overlord_url, namespace=stack.namespace)
     assert len(analysis.submit_supervisors(stack.bootstrap)) == len(analytics.analysed_topics())
     assert analysis.submit_supervisors(stack.bootstrap) == []  # unchanged specs are left running
+    # (an acme webhook endpoint for order status changes, which fails its first request)
+    registered = await api.post("/v1/webhooks", token("admin", sub="ada"),
+                                {"url": endpoint, "events": ["OrderStatusChanged"]})
+    assert registered.status == 201, registered.body
+
+    async def listed() -> bool:
+        return bool((await api.get("/v1/webhooks", token("admin", sub="ada"))).body["endpoints"])
+    await eventually_async(listed, 30, "the endpoint in the registry the dispatcher reads")
 
     # Given a known mix of events through the real pipeline: paid, declined, unpaid, rejected
     # orders and a campaign that succeeds
@@ -76,6 +126,13 @@ async def test_druid_answers_equal_the_sums_of_the_committed_events(api: Api, st
         reply = await api.post("/v1/campaigns/druid-club/pledges", token("customer", sub=customer), {"quantity": 1})
         assert reply.status == 200, reply.body
     assert (await api.poll_past("/v1/campaigns/druid-club", VENDOR, ("open", "tipped"), 60))["status"] == "succeeded"
+    # ... and a confirmed order shipped in two parcels: one delivered, one met an exception
+    shipped = await confirmed_order(api, "druid-h", {"MUG-1": 1, "CUP-1": 1})
+    for tracking, sku in (("EZDRUID0001", "MUG-1"), ("EZDRUID0002", "CUP-1")):
+        assert (await ship(api, str(shipped["order_id"]), tracking, {sku: 1})).status == 201
+    for tracking, status, minutes in (("EZDRUID0001", "in_transit", 1), ("EZDRUID0001", "delivered", 2),
+                                      ("EZDRUID0002", "failure", 3)):
+        assert (await carrier(api, tracking, status, minutes)).status == 200
     await asyncio.to_thread(stack.wait_drained)
 
     # ... and what the topics committed
@@ -96,19 +153,57 @@ async def test_druid_answers_equal_the_sums_of_the_committed_events(api: Api, st
             units[e["payload"]["sku"]]["reserved"] += e["payload"]["quantity"]
     payment_types = Counter(e["type"] for e in topics_read["payments.events"])
     funnel = Counter(e["type"] for e in topics_read["campaigns.events"])
-    assert len(confirmed) == 2 and payment_types["PaymentFailed"] == 1 and funnel["CampaignSucceeded"] == 1
+    assert len(confirmed) == 3 and payment_types["PaymentFailed"] == 1 and funnel["CampaignSucceeded"] == 1
+    fulfilment: dict[str, dict[str, Any]] = defaultdict(lambda: {"shipments": 0, "delivered": 0, "to_ship": 0,
+                                                                 "to_deliver": 0})
+    exceptions: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"exceptions": 0, "returned": 0})
+    for e in topics_read["shipments.events"]:
+        totals, payload = fulfilment[e["tenant"]], e["payload"]
+        if e["type"] == "ShipmentCreated":
+            totals["shipments"] += 1
+            totals["to_ship"] += payload["since_confirmed_seconds"]
+        elif payload["status"] == "delivered":
+            totals["delivered"] += 1
+            totals["to_deliver"] += payload["since_confirmed_seconds"]
+        if e["type"] == "ShipmentStatusChanged":
+            counted = exceptions[(e["tenant"], payload["carrier"])]
+            counted["exceptions"] += payload["status"] == "exception"
+            counted["returned"] += payload["status"] == "returned"
+    assert fulfilment["acme"]["shipments"] == 2 and fulfilment["acme"]["delivered"] == 1
+    # (the notifications and webhooks groups go at their own pace: their topics are read again
+    # until Druid has all they hold)
+    late = ("notifications.events", "webhooks.attempts")
+
+    def told() -> bool:
+        topics_read.update({name: committed(stack, name) for name in late})
+        kinds = {e["payload"]["kind"] for e in topics_read["notifications.events"]}
+        outcomes = {e["payload"]["outcome"] for e in topics_read["webhooks.attempts"]}
+        return {"order_confirmed", "shipped"} <= kinds and {"failed", "delivered"} <= outcomes
+    eventually(told, 120, "notifications sent and webhook deliveries made")
 
     # When Druid has ingested every committed event
     def behind() -> dict[str, tuple[int, int]]:
         """Datasources whose event count differs from the topic's: (in Druid, on the topic)."""
+        topics_read.update({name: committed(stack, name) for name in late})
         counts = {spec.name: (analysis.events_ingested(spec), len(topics_read[spec.name]))
                   for spec in analytics.analysed_topics()}
         return {name: held for name, held in counts.items() if held[0] != held[1]}
 
     try:
         eventually(lambda: not behind(), 300, "Druid ingesting every committed event", pause=1.0)
-    except AssertionError as late:
-        raise AssertionError(f"{late}; (in Druid, on the topic) where they differ: {behind()}") from None
+    except AssertionError as late_ingest:
+        raise AssertionError(f"{late_ingest}; (in Druid, on the topic) where they differ: {behind()}") from None
+    mail: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"sent": 0, "refused": 0, "attempts": 0})
+    for e in topics_read["notifications.events"]:
+        counted = mail[(e["tenant"], e["payload"]["kind"])]
+        counted[e["payload"]["outcome"]] += 1
+        counted["attempts"] += e["payload"]["attempts"]
+    hooks: dict[str, dict[str, int]] = defaultdict(lambda: {"attempts": 0, "failed": 0, "given_up": 0})
+    for e in topics_read["webhooks.attempts"]:
+        outcome = e["payload"]["outcome"]
+        hooks[e["tenant"]]["attempts"] += outcome in ("delivered", "failed", "gave_up")
+        hooks[e["tenant"]]["failed"] += outcome in ("failed", "gave_up")
+        hooks[e["tenant"]]["given_up"] += outcome == "gave_up"
 
     # Then its answers, by SQL and by pydruid's native queries, equal the sums of the events
     by_minute = await analysis.run(analysis.gmv_per_minute)
@@ -125,6 +220,15 @@ async def test_druid_answers_equal_the_sums_of_the_committed_events(api: Api, st
     assert await analysis.run(analysis.campaign_funnel) == {
         step: funnel[step] for step in ("CampaignOpened", "PledgeAccepted", "CampaignTipped", "CampaignSucceeded")
     }
+    assert await analysis.run(analysis.fulfilment_times) == {tenant: {
+        "shipments": t["shipments"], "delivered": t["delivered"],
+        "seconds_to_ship": t["to_ship"] / t["shipments"] if t["shipments"] else None,
+        "seconds_to_deliver": t["to_deliver"] / t["delivered"] if t["delivered"] else None,
+    } for tenant, t in fulfilment.items()}
+    assert await analysis.run(analysis.delivery_exceptions) == exceptions
+    assert await analysis.run(analysis.notifications_by_outcome) == mail
+    assert await analysis.run(analysis.webhook_failure_rate) == {tenant: {
+        **h, "failure_rate": h["failed"] / h["attempts"]} for tenant, h in hooks.items()}
 
     # And a new event is visible to a query shortly after it was committed (printed, not asserted)
     before = analysis.events_ingested(topics.INVENTORY_STOCK_CHANGES)

@@ -1,5 +1,6 @@
-"""Payments split from reservations: one worker runs `--agents catalog,inventory,orders,campaigns,shipping`,
-another `--agents payments`, each its own consumer group. An order is reserved by the first,
+"""Payments split from reservations: one worker runs `--agents
+catalog,inventory,orders,campaigns,shipping,co_purchases,recommendations`, another `--agents payments`,
+each its own consumer group. An order is reserved by the first,
 gets its PaymentIntent from the second, and the gateway reads it from the worker that owns it."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from tests.harness import Stack
 from tests.integration.orders_api import place, settled
 
 
-STACK_WORKERS = [{"agents": "catalog,inventory,orders,campaigns,shipping"}, {"agents": "payments"}]
+STACK_WORKERS = [{"agents": "catalog,inventory,orders,campaigns,shipping,co_purchases,recommendations"},
+                 {"agents": "payments"}]
 
 
 @pytest.fixture

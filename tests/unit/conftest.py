@@ -71,6 +71,8 @@ def sample_payloads() -> dict[str, m.Payload]:
     campaign = {"campaign_id": "camp-7", "sku": "SKU-1"}
     samples: list[m.Payload] = [
         m.ProductUpserted(sku="SKU-1", name="Mug", price=price),
+        m.ProductPriceChanged(sku="SKU-1", old_price=price, new_price=group_price),
+        m.AvailabilityChanged(sku="SKU-1", available=3, in_stock=True),
         m.AdjustStock(adjustment_id=adjustment_id, sku="SKU-1", delta=-2, reason="damaged"),
         m.ReserveStock(order_id=order_id, sku="SKU-1", quantity=2),
         m.ReleaseStock(order_id=order_id, sku="SKU-1", reason="order cancelled"),
@@ -158,6 +160,8 @@ def sample_payloads() -> dict[str, m.Payload]:
         m.WebhookDeliveryAttempted(endpoint_id=endpoint_id, delivery_id=uuid.UUID(int=47),
                                    source_event_id=uuid.UUID(int=48), event_type="OrderStatusChanged", attempt=2,
                                    outcome="failed", status_code=503, error="HTTP 503", duration_ms=41),
+        m.CountCoPurchase(sku="SKU-1", bought_with=("SKU-2",), order_id=order_id, confirmed_at=ends_at),
+        m.RecommendationsServed(sku="SKU-1", recommended=("SKU-2", "SKU-3"), source="mixed"),
         m.DeadLetter(
             source_topic="inventory.commands",
             source_partition=3,

@@ -24,6 +24,8 @@ def test_orders_events_has_one_typed_column_per_payload_field() -> None:
         **ENVELOPE,
         "order_id": pl.String(), "customer": pl.String(), "status": pl.String(), "previous_status": pl.String(),
         "reason": pl.String(), "total_amount": pl.Int64(), "total_currency": pl.String(), "item_count": pl.Int64(),
+        # A confirmation's lines (None otherwise): a list of structs, as the model nests them.
+        "lines": pl.List(pl.Struct({"sku": pl.String(), "quantity": pl.Int64()})),
     }
 
 

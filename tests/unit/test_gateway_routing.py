@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import workers
 from gateway.auth import auth_middleware
+from gateway.catalog_view import CatalogView
 from gateway.errors import ApiError, error_middleware
 from gateway.routes import setup_routes
 from gateway.services import SERVICES, Services
@@ -163,12 +164,14 @@ class RecordingWriter:
         return "orders.commands", 0
 
 
-async def gateway_client(reads: WorkerReads, writer: RecordingWriter, admin: Any = None) -> TestClient:
+async def gateway_client(reads: WorkerReads, writer: RecordingWriter, admin: Any = None,
+                         catalog: CatalogView | None = None) -> TestClient:
     settings = Settings(jwt_secret=JWT_SECRET)
     app = web.Application(middlewares=[error_middleware, auth_middleware(settings.jwt_secret)])
     setup_routes(app)
-    app[SERVICES] = Services(settings=settings, writer=writer, reads=reads, stripe=None, admin=admin)  # type: ignore[arg-type]
-    app[READINESS] = Readiness(admin, reads)  # type: ignore[arg-type]
+    app[SERVICES] = Services(settings=settings, writer=writer, reads=reads, stripe=None, admin=admin,  # type: ignore[arg-type]
+                             catalog=catalog or CatalogView())
+    app[READINESS] = Readiness(admin, reads, catalog)  # type: ignore[arg-type]
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     return client
@@ -193,7 +196,8 @@ async def test_readyz_tells_anyone_ready_or_not_and_the_credential_holder_what_i
     monkeypatch.setattr(health, "CHECK_EVERY_SECONDS", 0.0)
     half = await start_worker("half", {0, 1})
     admin = SimpleNamespace(list_topics=lambda timeout: None)
-    client = await gateway_client(WorkerReads(session, (half.url,), PARTITIONS), RecordingWriter(), admin)
+    catalog = CatalogView()  # its feed has not caught up yet
+    client = await gateway_client(WorkerReads(session, (half.url,), PARTITIONS), RecordingWriter(), admin, catalog)
     operator = read_headers(JWT_SECRET)
     try:
         reply = await client.get("/readyz")
@@ -202,11 +206,17 @@ async def test_readyz_tells_anyone_ready_or_not_and_the_credential_holder_what_i
         assert (reply.status, await reply.json()) == (503, {"ready": False})
         reply = await client.get("/readyz", headers=operator)
         assert (reply.status, await reply.json()) == (
-            503, {"ready": False, "broker": True, "unserved_partitions": len(TABLES) * (PARTITIONS - 2)})
+            503, {"ready": False, "broker": True, "unserved_partitions": len(TABLES) * (PARTITIONS - 2),
+                  "catalog_view": False})
         half.owned |= set(range(PARTITIONS))
         monkeypatch.setattr(workers, "MIN_REFRESH_SECONDS", 0.0)
         reply = await client.get("/readyz", headers=operator)
-        assert (reply.status, await reply.json()) == (200, {"ready": True, "broker": True, "unserved_partitions": 0})
+        assert (reply.status, await reply.json()) == (
+            503, {"ready": False, "broker": True, "unserved_partitions": 0, "catalog_view": False})
+        catalog.ready.set()  # the view has read its topics up to where they ended at start
+        reply = await client.get("/readyz", headers=operator)
+        assert (reply.status, await reply.json()) == (
+            200, {"ready": True, "broker": True, "unserved_partitions": 0, "catalog_view": True})
         reply = await client.get("/readyz")
         assert (reply.status, await reply.json()) == (200, {"ready": True})
     finally:

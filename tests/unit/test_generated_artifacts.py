@@ -57,7 +57,7 @@ def test_only_topics_with_a_datasource_get_a_spec_and_every_one_is_committed():
     analysed = {spec.datasource for spec in analytics.analysed_topics()}
     assert analysed == {
         "orders_events", "inventory_stock_changes", "inventory_reservations", "payments_events", "campaigns_events", "shipments_events",
-        "notifications_events", "webhook_attempts",
+        "notifications_events", "webhook_attempts", "recommendations_served", "catalog_price_changes",
     }
     committed = {path.stem for path in (Path(__file__).resolve().parents[2] / "druid_specs").glob("*.json")}
     assert committed == analysed

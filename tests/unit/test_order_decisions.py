@@ -138,7 +138,9 @@ def partially_refunded(added: int, so_far: int) -> PaymentPartiallyRefunded:
                                     refunded=Money(amount=so_far, currency="USD"))
 
 
-def changed(status: str, previous: str | None, lines=LINES, *, reason=None, total=None) -> OrderStatusChanged:
+def changed(status: str, previous: str | None, lines=LINES, *, reason=None, total=None,
+            bought: bool = False) -> OrderStatusChanged:
+    """`bought`: the confirmation by the capture, which carries the order's lines."""
     return OrderStatusChanged(
         order_id=ORDER_ID,
         customer=CUSTOMER,
@@ -147,6 +149,7 @@ def changed(status: str, previous: str | None, lines=LINES, *, reason=None, tota
         reason=reason,
         total=total,
         item_count=sum(qty for _, qty in lines),
+        lines=tuple(OrderLine(sku=sku, quantity=qty) for sku, qty in lines) if bought else None,
     )
 
 
@@ -629,7 +632,9 @@ def expected_events(before: Order, moves: Moves, reason: str | None) -> list:
         "restock": restock,
     }
     return [
-        *(changed(new, old, reason=reason, total=before.total) for old, new in zip(statuses, statuses[1:])),
+        # Only the capture's confirmation carries the lines (not a refund that failed back to `confirmed`).
+        *(changed(new, old, reason=reason, total=before.total, bought="commit" in moves.asks)
+          for old, new in zip(statuses, statuses[1:])),
         *(event for ask in moves.asks for event in asks[ask]()),
     ]
 

@@ -199,6 +199,7 @@ def test_several_bad_values_are_each_named(env: pytest.MonkeyPatch) -> None:
         ("FC_TRANSACTION_TIMEOUT", "30", "transaction_timeout_seconds", 30.0),
         ("FC_INJECT_FAULTS", "produce=0.02", "inject_faults", "produce=0.02"),
         ("FC_HOLD_TTL_SECONDS", "2.5", "hold_ttl_seconds", 2.5),
+        ("FC_RECOMMENDATION_HALF_LIFE_DAYS", "7.5", "recommendation_half_life_days", 7.5),
         ("FC_EXPIRY_SCAN_INTERVAL", "0.2", "expiry_scan_interval_seconds", 0.2),
         ("GATEWAY_PORT", "8081", "gateway_port", 8081),
         ("GATEWAY_JWT_ISSUER", "https://id.example", "jwt_issuer", "https://id.example"),

@@ -124,6 +124,15 @@ def test_a_replayed_or_older_update_changes_nothing() -> None:
     assert lower_but_newer.state == order and lower_but_newer.events == []
 
 
+def test_a_step_forward_stamped_in_the_same_second_applies_and_a_step_back_does_not() -> None:
+    # (the walk-through's `make carrier` sent in_transit and delivered within one second)
+    order = shipping.track(shipped_all_in_one(), update("e1", "in_transit", 1), NOW).state
+    same_time_back = shipping.track(order, update("e0", "label_created", 1), NOW)
+    assert same_time_back.state == order and same_time_back.events == []
+    forward = shipping.track(order, update("e2", "delivered", 1), NOW)
+    assert forward.state.shipments[0].status == "delivered" and forward.state.status == "delivered"
+
+
 def test_an_exception_may_come_after_any_status_and_delivery_after_it_but_nothing_after_delivery() -> None:
     order = shipping.track(shipped_all_in_one(), update("e2", "out_for_delivery", 2), NOW).state
     order = shipping.track(order, update("e3", "exception", 3), NOW).state

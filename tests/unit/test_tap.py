@@ -135,7 +135,7 @@ def test_the_catalog_names_the_generated_schema_and_druid_spec_of_each_topic() -
             assert f"druid_specs/{info.datasource}.json" in generated
     assert {i.datasource for i in tap.catalog(Settings()) if i.datasource} == {
         "orders_events", "inventory_stock_changes", "inventory_reservations", "payments_events", "campaigns_events", "shipments_events",
-        "webhook_attempts", "notifications_events"}
+        "webhook_attempts", "notifications_events", "catalog_price_changes", "recommendations_served"}
 
 
 def test_the_consumer_reads_committed_records_and_can_commit_nothing() -> None:

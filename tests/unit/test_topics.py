@@ -7,13 +7,19 @@ import uuid
 import pytest
 
 from streams import topics
-from streams.models import Payload
+from datetime import UTC, datetime
+
+from streams.models import POPULARITY, CountCoPurchase, Payload
+
+DAY0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 ROUTED = sorted(set(Payload.registry) - {"DeadLetter"})
 
 # The routing table, written out independently of the registry it checks.
 EXPECTED_TOPIC = {
     "ProductUpserted": "catalog.products",
+    "ProductPriceChanged": "catalog.price-changes",
+    "AvailabilityChanged": "inventory.availability",
     "AdjustStock": "inventory.commands",
     "ReserveStock": "inventory.commands",
     "ReleaseStock": "inventory.commands",
@@ -73,9 +79,12 @@ EXPECTED_TOPIC = {
     "DeliverWebhookEvent": "webhooks.deliveries",
     "WebhookEndpointChanged": "webhooks.registry",
     "WebhookDeliveryAttempted": "webhooks.attempts",
+    "CountCoPurchase": "recommendations.commands",
+    "RecommendationsServed": "recommendations.served",
 }
 # The three key families, with the key each topic's sample event (tenant "globex") must get.
-SKU_TOPICS = {"catalog.products", "inventory.commands", "inventory.stock-changes"}
+SKU_TOPICS = {"catalog.products", "catalog.price-changes", "inventory.commands", "inventory.stock-changes",
+              "inventory.availability"}
 CAMPAIGN_TOPICS = {"campaigns.commands", "inventory.campaign-holds", "campaigns.events"}
 KEYS = {
     "sku": ("<tenant>/<sku>", b"globex/SKU-1"),
@@ -92,9 +101,16 @@ KEYS["notifications"] = ("<order_id> or <tenant>/<campaign_id> (the notification
 ENDPOINT_TOPICS = {"webhooks.commands", "webhooks.deliveries", "webhooks.attempts"}
 KEYS["endpoint"] = ("<tenant>/<endpoint_id>", b"globex/00000000-0000-0000-0000-00000000002e")
 KEYS["tenant"] = ("<tenant> (broadcast: every partition holds every record)", b"globex")
+# Recommendation counts: by SKU, and "<tenant>/*" for the tenant's popularity entry.
+RECOMMENDATION_TOPICS = {"recommendations.commands"}
+KEYS["recommendation"] = ("<tenant>/<sku>, or <tenant>/* for the tenant's popularity", b"globex/SKU-1")
 
 
 def key_family(topic: str) -> str:
+    if topic in RECOMMENDATION_TOPICS:
+        return "recommendation"
+    if topic == "recommendations.served":
+        return "sku"
     if topic in ENDPOINT_TOPICS:
         return "endpoint"
     if topic == "webhooks.registry":
@@ -134,6 +150,12 @@ def test_route_gives_the_topic_and_its_key(make_envelope, sample_payloads, type_
     # payload names a SKU too) and order topics by the order id
     assert spec.name == EXPECTED_TOPIC[type_name]
     assert (spec.key, key) == KEYS[key_family(spec.name)]
+
+
+def test_the_popularity_count_is_keyed_by_the_tenant_and_a_star(make_envelope):
+    command = CountCoPurchase(sku=POPULARITY, bought_with=("SKU-1", "SKU-2"), order_id=uuid.UUID(int=42),
+                              confirmed_at=DAY0)
+    assert topics.route(make_envelope(command, tenant="globex")) == (topics.RECOMMENDATIONS_COMMANDS, b"globex/*")
 
 
 @pytest.mark.parametrize(
@@ -183,9 +205,11 @@ def test_declared_names_list_each_topic_and_each_dead_letter_twin_under_the_name
     assert topics.declared_names("it-1.") == [
         "it-1.catalog.products",
         "it-1.catalog.products.dlq",
+        "it-1.catalog.price-changes",
         "it-1.inventory.commands",
         "it-1.inventory.commands.dlq",
         "it-1.inventory.stock-changes",
+        "it-1.inventory.availability",
         "it-1.inventory.reservations",
         "it-1.inventory.reservations.dlq",
         "it-1.orders.commands",
@@ -220,10 +244,14 @@ def test_declared_names_list_each_topic_and_each_dead_letter_twin_under_the_name
         "it-1.webhooks.registry",
         "it-1.webhooks.registry.dlq",
         "it-1.webhooks.attempts",
+        "it-1.recommendations.commands",
+        "it-1.recommendations.commands.dlq",
+        "it-1.recommendations.served",
     ]
 
 
-def test_only_the_catalog_is_compacted_and_kept_forever():
+def test_only_the_catalog_and_the_availability_are_compacted_and_kept_forever():
     policies = {spec.name: (spec.cleanup_policy, spec.retention_ms) for spec in topics.ALL}
     assert policies.pop("catalog.products") == ("compact", -1)
+    assert policies.pop("inventory.availability") == ("compact", -1)
     assert set(policies.values()) == {("delete", 7 * 24 * 60 * 60 * 1000)}

@@ -1,0 +1,196 @@
+"""`GET /v1/products/{sku}/recommendations` without Kafka: the real view behind the real routes and
+auth, with a tiny aiohttp server posing as the worker that serves the catalog, inventory and
+recommendations tables, and a writer that records (or refuses) the RecommendationsServed events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.auth import auth_middleware
+from gateway.errors import error_middleware
+from gateway.routes import setup_routes
+from gateway.services import SERVICES, Services
+from gateway.tokens import mint
+from gateway.workers import TABLES, WorkerReads
+from streams.models import Envelope, RecommendationsServed, utc_now
+from streams.settings import Settings
+
+PARTITIONS = 4
+JWT_SECRET = "recommendations-tests-secret-of-32-bytes-at-least"
+NOW = utc_now()
+EUR = {"amount": 500, "currency": "EUR"}
+
+
+def product(sku: str, status: str | None = None) -> dict[str, Any]:
+    shown = {"tenant": "acme", "sku": sku, "name": f"name of {sku}", "price": EUR, "updated_at": NOW.isoformat()}
+    return shown if status is None else {**shown, "status": status}
+
+
+def entry(sku: str, scores: dict[str, float], age: timedelta = timedelta(0)) -> dict[str, Any]:
+    return {"tenant": "acme", "sku": sku, "scores": scores, "decayed_at": (NOW - age).isoformat(), "orders": 1,
+            "counted": []}
+
+
+class Worker:
+    """A worker's read endpoint over fixed table values; counts the reads per table."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in TABLES}
+        self.reads: dict[str, int] = {table: 0 for table in TABLES}
+        self.url = ""
+        for sku in ("A", "B", "C", "D", "E", "F"):
+            self.states["catalog"][f"acme/{sku}"] = product(sku)
+            self.states["inventory"][f"acme/{sku}"] = {"sku": sku, "on_hand": 5, "reserved": 0, "available": 5}
+        self.states["catalog"]["acme/DRAFT"] = product("DRAFT", "draft")
+        self.states["inventory"]["acme/DRAFT"] = {"sku": "DRAFT", "on_hand": 5, "reserved": 0, "available": 5}
+        self.states["inventory"]["acme/C"] = {"sku": "C", "on_hand": 2, "reserved": 2, "available": 0}
+
+    def app(self) -> web.Application:
+        async def assignment(request: web.Request) -> web.Response:
+            return web.json_response({"url": self.url, "ready": True, "partitions": PARTITIONS,
+                                      "tables": {table: list(range(PARTITIONS)) for table in TABLES}})
+
+        async def state(request: web.Request) -> web.Response:
+            table, key = request.match_info["table"], request.query["key"]
+            self.reads[table] += 1
+            found = self.states[table].get(key)
+            if found is None:
+                return web.json_response({"error": "not found"}, status=404)
+            return web.json_response(found)
+
+        app = web.Application()
+        app.router.add_get("/fc/assignment", assignment)
+        app.router.add_get("/state/{table}", state)
+        return app
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.written: list[Envelope] = []
+        self.fail = False
+
+    async def write(self, event: Envelope) -> tuple[str, int]:
+        if self.fail:
+            raise RuntimeError("the broker is gone")
+        self.written.append(event)
+        return "recommendations.served", 0
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[Worker]:
+    worker = Worker()
+    server = TestServer(worker.app(), host="127.0.0.1", port=0)
+    await server.start_server()
+    worker.url = str(server.make_url("")).rstrip("/")
+    yield worker
+    await server.close()
+
+
+@pytest.fixture
+def writer() -> Writer:
+    return Writer()
+
+
+@pytest.fixture
+async def client(worker: Worker, writer: Writer) -> AsyncIterator[TestClient]:
+    async with aiohttp.ClientSession() as session:
+        settings = Settings(jwt_secret=JWT_SECRET, read_miss_wait_seconds=0)
+        app = web.Application(middlewares=[error_middleware, auth_middleware(settings.jwt_secret)])
+        setup_routes(app)
+        app[SERVICES] = Services(settings=settings, writer=writer,  # type: ignore[arg-type]
+                                 reads=WorkerReads(session, (worker.url,), PARTITIONS),
+                                 stripe=None, admin=None)  # type: ignore[arg-type]
+        client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+        await client.start_server()
+        yield client
+        await client.close()
+
+
+async def ask(client: TestClient, sku: str, limit: int | str = 5, role: str = "customer",
+              tenant: str = "acme") -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {mint(JWT_SECRET, 'someone', role, tenant)}"}
+    async with client.get(f"/v1/products/{sku}/recommendations?limit={limit}", headers=headers) as reply:
+        return reply.status, await reply.json()
+
+
+def skus(body: dict[str, Any]) -> list[tuple[str, float]]:
+    return [(item["sku"], round(item["score"], 4)) for item in body["recommendations"]]
+
+
+async def test_co_purchases_ranked_by_score_leave_out_what_is_not_active_or_in_stock(
+        client: TestClient, worker: Worker, writer: Writer) -> None:
+    # Given A bought with B (3), C (5, sold out), DRAFT (4, a draft), D (1) and with itself (a stray entry)
+    worker.states["recommendations"]["acme/A"] = entry("A", {"C": 5.0, "DRAFT": 4.0, "B": 3.0, "D": 1.0, "A": 9.0})
+    # When a customer asks for two
+    status, body = await ask(client, "A", limit=2)
+    # Then B and D, with the catalog's name and price, from co-purchases only
+    assert status == 200
+    assert (skus(body), body["source"]) == ([("B", 3.0), ("D", 1.0)], "co_purchase")
+    # (the score as of the read: decayed a little since the entry's time)
+    assert body["recommendations"][0] == {"sku": "B", "name": "name of B", "price": EUR, "score": pytest.approx(3.0)}
+    # And the answer is announced for analytics
+    await asyncio.sleep(0)
+    assert [e.payload for e in writer.written] == [RecommendationsServed(sku="A", recommended=("B", "D"),
+                                                                         source="co_purchase")]
+
+
+async def test_a_product_without_history_gets_the_tenants_popular_products(client: TestClient, worker: Worker) -> None:
+    worker.states["recommendations"]["acme/*"] = entry("*", {"E": 7.0, "A": 6.0, "F": 2.0})
+    status, body = await ask(client, "A", limit=5, role="vendor")
+    assert status == 200
+    assert (skus(body), body["source"]) == ([("E", 7.0), ("F", 2.0)], "popularity")
+
+
+async def test_co_purchases_are_filled_up_from_the_popularity(client: TestClient, worker: Worker) -> None:
+    worker.states["recommendations"]["acme/A"] = entry("A", {"B": 2.0})
+    worker.states["recommendations"]["acme/*"] = entry("*", {"B": 9.0, "E": 7.0, "F": 2.0})
+    status, body = await ask(client, "A", limit=2)
+    assert (skus(body), body["source"]) == ([("B", 2.0), ("E", 7.0)], "mixed")
+
+
+async def test_scores_are_decayed_to_the_time_of_the_read(client: TestClient, worker: Worker) -> None:
+    # Given scores decayed last 30 days ago, half-life 30 days (the default)
+    worker.states["recommendations"]["acme/A"] = entry("A", {"B": 4.0}, age=timedelta(days=30))
+    _, body = await ask(client, "A")
+    assert skus(body) == [("B", 2.0)]
+
+
+async def test_candidates_are_bounded_by_three_per_recommendation(client: TestClient, worker: Worker) -> None:
+    worker.states["recommendations"]["acme/A"] = entry("A", {"C": 9.0, "DRAFT": 8.0, "X1": 7.0, "X2": 6.0, "B": 1.0})
+    _, body = await ask(client, "A", limit=1)
+    # C, DRAFT and X1 (unknown) were the three checked: B was not
+    assert body["recommendations"] == []
+    assert worker.reads["inventory"] == 3
+
+
+async def test_another_tenants_product_is_not_found(client: TestClient, worker: Worker) -> None:
+    worker.states["recommendations"]["acme/A"] = entry("A", {"B": 2.0})
+    status, body = await ask(client, "A", tenant="globex")
+    assert status == 404 and body["error"]["code"] == "not_found"
+
+
+async def test_a_draft_product_is_not_found_for_a_customer_only(client: TestClient) -> None:
+    assert (await ask(client, "DRAFT"))[0] == 404
+    assert (await ask(client, "DRAFT", role="vendor"))[0] == 200
+
+
+async def test_an_announcement_that_fails_never_fails_the_read(client: TestClient, worker: Worker,
+                                                               writer: Writer) -> None:
+    writer.fail = True
+    worker.states["recommendations"]["acme/A"] = entry("A", {"B": 2.0})
+    status, body = await ask(client, "A")
+    assert status == 200 and skus(body) == [("B", 2.0)]
+
+
+@pytest.mark.parametrize("limit", ["0", "21", "x", "-1", "2.5"])
+async def test_a_limit_out_of_range_is_refused(client: TestClient, limit: str) -> None:
+    status, body = await ask(client, "A", limit=limit)
+    assert status == 422 and body["error"]["code"] == "invalid_query"

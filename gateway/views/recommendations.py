@@ -8,6 +8,13 @@ candidates) and fills up to `limit` from the popularity: `source` says which of 
 Any role of the tenant may read it. Every key read is the caller's tenant's: another tenant's SKU is
 a 404, and only the tenant's own orders ever fed its entries.
 
+The asked product is a worker read (with the read-miss wait), so that a product just upserted is
+found by its owner. The candidates are not: `eligible` asks the gateway's catalog read model
+(gateway/catalog_view.py, `services(request).catalog`, which `/readyz` waits for) for their status,
+name, price and whether they are in stock, without a worker read. That model follows the compacted
+topics a few hundred milliseconds behind the workers: a candidate just upserted, drafted or sold out
+may be judged on its previous state for that long, and one not in it yet is left out.
+
 Each answer is announced as RecommendationsServed on `recommendations.served` (Druid's
 click-through), fire and forget: a write that fails is logged and never fails the read.
 """
@@ -22,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.auth import principal
+from gateway.catalog_view import CatalogView
 from gateway.errors import ApiError, not_found
 from gateway.services import services
 from gateway.views.common import path_identifier
@@ -47,22 +55,18 @@ def recommendation_limit(request: web.Request) -> int:
     return int(raw)
 
 
-async def eligible(request: web.Request, tenant: str, skus: list[str]) -> list[dict[str, Any]]:
-    """The products among `skus` that are active and in stock, in the order given, as an answer
-    shows them (sku, name, price). Two worker reads per SKU for now (catalog and inventory, all at
-    once); the gateway's catalog read model (gateway/catalog_view.py) is to answer it instead."""
-    reads = services(request).reads
-
-    async def one(sku: str) -> dict[str, Any] | None:
-        key = sku_key(tenant, sku).decode()
-        product, stock = await asyncio.gather(reads.state("catalog", key), reads.state("inventory", key))
-        if product is None or product.get("status", "active") != "active":
-            return None
-        if stock is None or stock.get("available", 0) <= 0:
-            return None
-        return {"sku": sku, "name": product["name"], "price": product["price"]}
-
-    return [found for found in await asyncio.gather(*(one(sku) for sku in skus)) if found is not None]
+def eligible(catalog: CatalogView, tenant: str, skus: list[str]) -> list[dict[str, Any]]:
+    """The products among `skus` that are active and in stock in the catalog read model, in the order
+    given, as an answer shows them: sku, name and price (`{"amount", "currency"}`, as the catalog table
+    and the listings show it)."""
+    found = []
+    for sku in skus:
+        product = catalog.product(tenant, sku)
+        if product is None or product.status != "active" or not catalog.in_stock(tenant, sku):
+            continue
+        found.append({"sku": sku, "name": product.name,
+                      "price": {"amount": product.price.amount, "currency": product.price.currency}})
+    return found
 
 
 def scored(entry: dict[str, Any] | None, exclude: str, now: datetime, half_life: timedelta) -> list[tuple[str, float]]:
@@ -109,7 +113,7 @@ async def get_recommendations(request: web.Request) -> web.Response:
                 if source == "co_purchase":
                     from_co_purchase.add(candidate)
     candidates = list(scores)[:limit * CANDIDATES_PER_RESULT]
-    chosen = (await eligible(request, who.tenant, candidates))[:limit]
+    chosen = eligible(found.catalog, who.tenant, candidates)[:limit]
     answer = [{**item, "score": round(scores[item["sku"]], 6)} for item in chosen]
     kinds = {item["sku"] in from_co_purchase for item in chosen}
     source = "mixed" if len(kinds) == 2 else "co_purchase" if kinds == {True} else "popularity"

@@ -208,7 +208,8 @@ async def test_a_refund_without_the_charges_amounts_is_malformed(gateway, charge
     assert status == 400 and body["error"]["code"] == "invalid_webhook" and writer.written == []
 
 
-@pytest.mark.parametrize(("offset", "words"), [(-301, "s old"), (301, "s in the future")], ids=["stale", "future"])
+# (a minute past the 300 s tolerance: a second's truncation or a slow event loop must not bring it back in)
+@pytest.mark.parametrize(("offset", "words"), [(-360, "s old"), (360, "s in the future")], ids=["stale", "future"])
 async def test_a_timestamp_outside_the_tolerance_is_400_and_writes_nothing(gateway, offset, words):
     client, writer = await gateway(ScriptedStripe())
     status, body = await post(client, refund_event(500), timestamp=int(time.time()) + offset)

@@ -6,11 +6,13 @@ They are fixtures returning plain functions, so test modules need not import thi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from datetime import UTC, datetime
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from streams import models as m
 from streams.runtime.stores import PartitionStore
@@ -182,3 +184,20 @@ def stores(tmp_path: Path) -> Iterator[dict[str, PartitionStore]]:
     yield opened
     for store in opened.values():
         store.close()
+
+
+@pytest.fixture
+async def serve_app() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
+    """Serve an aiohttp app on a free loopback port and give its URL: the stand-in workers of the
+    gateway tests (closed when the test ends)."""
+    servers: list[TestServer] = []
+
+    async def serve(app: web.Application) -> str:
+        server = TestServer(app, host="127.0.0.1", port=0)
+        await server.start_server()
+        servers.append(server)
+        return str(server.make_url("")).rstrip("/")
+
+    yield serve
+    for server in servers:
+        await server.close()

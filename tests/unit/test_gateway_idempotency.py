@@ -123,13 +123,10 @@ class Agents:
 
 
 @pytest.fixture
-async def agents() -> AsyncIterator[Agents]:
+async def agents(serve_app: Callable[[web.Application], Awaitable[str]]) -> Agents:
     agents = Agents()
-    server = TestServer(agents.app(), host="127.0.0.1", port=0)
-    await server.start_server()
-    agents.url = str(server.make_url("")).rstrip("/")
-    yield agents
-    await server.close()
+    agents.url = await serve_app(agents.app())
+    return agents
 
 
 @pytest.fixture

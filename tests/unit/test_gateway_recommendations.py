@@ -7,7 +7,7 @@ RecommendationsServed events."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,13 +114,10 @@ class Writer:
 
 
 @pytest.fixture
-async def worker() -> AsyncIterator[Worker]:
+async def worker(serve_app: Callable[[web.Application], Awaitable[str]]) -> Worker:
     worker = Worker()
-    server = TestServer(worker.app(), host="127.0.0.1", port=0)
-    await server.start_server()
-    worker.url = str(server.make_url("")).rstrip("/")
-    yield worker
-    await server.close()
+    worker.url = await serve_app(worker.app())
+    return worker
 
 
 @pytest.fixture

@@ -78,20 +78,14 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def start_worker() -> AsyncIterator[Callable[[str, set[int]], Awaitable[FakeWorker]]]:
-    servers: list[TestServer] = []
-
+def start_worker(serve_app: Callable[[web.Application], Awaitable[str]]
+                 ) -> Callable[[str, set[int]], Awaitable[FakeWorker]]:
     async def start(name: str, owned: set[int]) -> FakeWorker:
         worker = FakeWorker(name, owned)
-        server = TestServer(worker.app(), host="127.0.0.1", port=0)
-        await server.start_server()
-        servers.append(server)
-        worker.url = str(server.make_url("")).rstrip("/")
+        worker.url = await serve_app(worker.app())
         return worker
 
-    yield start
-    for server in servers:
-        await server.close()
+    return start
 
 
 @pytest.fixture(autouse=True)

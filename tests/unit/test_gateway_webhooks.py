@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -209,13 +209,10 @@ class WebhooksWorker:
 
 
 @pytest.fixture
-async def worker() -> AsyncIterator[WebhooksWorker]:
+async def worker(serve_app: Callable[[web.Application], Awaitable[str]]) -> WebhooksWorker:
     worker = WebhooksWorker()
-    server = TestServer(worker.app(), host="127.0.0.1", port=0)
-    await server.start_server()
-    worker.url = str(server.make_url("")).rstrip("/")
-    yield worker
-    await server.close()
+    worker.url = await serve_app(worker.app())
+    return worker
 
 
 @pytest.fixture

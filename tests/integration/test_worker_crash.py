@@ -6,6 +6,8 @@ when the records below its committed offsets were deleted meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 from confluent_kafka import Consumer, IsolationLevel, TopicPartition
@@ -26,6 +28,9 @@ MAX_ORDERS = 600
 AVAILABLE_PER_SKU = 10
 # What the backlog test's 150 orders (about 110 units of each SKU) find available of each SKU.
 BACKLOG_AVAILABLE_PER_SKU = 60
+# How long a worker caught inside an open transaction is stopped before the kill: far longer than a
+# commit already on its way takes to be written, far shorter than the transaction timeout (10 s).
+FREEZE_SECONDS = 2.0
 
 
 @pytest.fixture
@@ -59,9 +64,6 @@ async def test_repeated_sigkills_inside_open_transactions_lose_and_double_nothin
             accepted.append((order_id, f"kills-{n}"))
             await settled(api, order_id, f"kills-{n}")
 
-    async def records_in_an_open_transaction() -> bool:
-        return await asyncio.to_thread(open_transaction_has_records, stack, outputs)
-
     # When the worker is SIGKILLed three times while the orders keep coming, each time while it has
     # records in an open transaction, and started again each time
     placing = asyncio.ensure_future(asyncio.gather(*(client(c) for c in range(CLIENTS))))
@@ -72,8 +74,8 @@ async def test_repeated_sigkills_inside_open_transactions_lose_and_double_nothin
         # (the restarted worker serves again before the next kill: every client settled an order)
         await eventually_async(lambda seen=len(accepted): more_accepted(seen + CLIENTS), 60,
                                "orders settling after the restart", pause=0.05)
-        await eventually_async(records_in_an_open_transaction, 60, "the worker writing in an open transaction",
-                               pause=0.01)
+        await eventually_async(lambda: frozen_inside_an_open_transaction(stack, outputs), 120,
+                               "the worker frozen while it holds records in an open transaction", pause=0.01)
         stack.workers[0].kill()
         await asyncio.to_thread(stack.start_worker, 0)
     kills_done.set()
@@ -97,6 +99,24 @@ def open_transaction_has_records(stack: Stack, names: list[str]) -> bool:
 
     stable, high = ends(IsolationLevel.READ_COMMITTED), ends(IsolationLevel.READ_UNCOMMITTED)
     return any(high[where] > stable[where] for where in high)
+
+
+async def frozen_inside_an_open_transaction(stack: Stack, outputs: list[str]) -> bool:
+    """Whether the worker, caught with records in an open transaction, is now SIGSTOPped with that
+    transaction still open: no commit of it is on its way, so a SIGKILL now lands mid-transaction.
+
+    A transaction seen open may already be committing (its EndTxn sent, the markers not yet
+    written); after FREEZE_SECONDS of a stopped worker it would have closed. If it did, the
+    worker is let go on and the caller asks again."""
+    if not await asyncio.to_thread(open_transaction_has_records, stack, outputs):
+        return False
+    worker = stack.workers[0]
+    os.kill(worker.pid, signal.SIGSTOP)
+    await asyncio.sleep(FREEZE_SECONDS)
+    if await asyncio.to_thread(open_transaction_has_records, stack, outputs):
+        return True
+    os.kill(worker.pid, signal.SIGCONT)
+    return False
 
 
 def uncommitted_records(stack: Stack, names: list[str]) -> int:

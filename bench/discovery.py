@@ -225,13 +225,7 @@ def measure(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, default=20.0, help="counted seconds per kind of request")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds per kind before counting")
-    parser.add_argument("--concurrency", type=int, default=32, help="clients in the closed loop")
-    parser.add_argument("--orders", type=int, default=2000, help="confirmed orders over the hot SKUs")
-    args = parser.parse_args()
+    args = parser().parse_args()
     with broker(load().external_bootstrap) as bootstrap:
         result = measure(bootstrap, args)
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -240,15 +234,30 @@ def main() -> None:
                f"--concurrency {args.concurrency}" + (f" --warmup {args.warmup:g}" if args.warmup != 2 else "")
                + (f" --orders {args.orders}" if args.orders != 2000 else ""))
     print()
-    print(f"| {args.products:,} products, {args.concurrency} clients, {args.seconds:g} s each | requests/s | p50 ms "
-          "| p99 ms | errors | gateway CPU ms / request | worker CPU ms / request |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n".join(table(result, command)))
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=20.0, help="counted seconds per kind of request")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds per kind before counting")
+    parser.add_argument("--concurrency", type=int, default=32, help="clients in the closed loop")
+    parser.add_argument("--orders", type=int, default=2000, help="confirmed orders over the hot SKUs")
+    return parser
+
+
+def table(result: dict[str, Any], command: str) -> list[str]:
+    rows = [f"| {result['products']:,} products, {result['concurrency']} clients, {result['seconds']:g} s each "
+            "| requests/s | p50 ms | p99 ms | errors | gateway CPU ms / request | worker CPU ms / request |",
+            "|---|---|---|---|---|---|---|"]
     for name, f in result["kinds"].items():
-        print(f"| {name} | {f['requests_per_second']:,.0f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} "
-              f"| {sum(f['errors'].values())} | {f['gateway_cpu_ms_per_request']:.2f} "
-              f"| {f['worker_cpu_ms_per_request']:.2f} |")
-    print(f"[bench] load average {result['load_average_at_start']:.1f} at the start, "
-          f"{result['load_average_at_end']:.1f} at the end ({command})")
+        rows.append(f"| {name} | {f['requests_per_second']:,.0f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} "
+                    f"| {sum(f['errors'].values())} | {f['gateway_cpu_ms_per_request']:.2f} "
+                    f"| {f['worker_cpu_ms_per_request']:.2f} |")
+    rows.append(f"[bench] load average {result['load_average_at_start']:.1f} at the start, "
+                f"{result['load_average_at_end']:.1f} at the end ({command})")
+    return rows
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.run [--runs 3] [--events 100000] [--skus 10000]
         [--broker-records 1000000] [--orders 2000] [--skip-orders]
         [--scaling-events 100000] [--scaling-skus 10000] [--workers 1,2,4] [--keys 100000]
-        [--tail-keys 5000] [--skip-scaling] [--bootstrap HOST:PORT] [--keep]
+        [--tail-keys 5000] [--skip-scaling] [--products 100000] [--skip-discovery]
+        [--bootstrap HOST:PORT] [--keep]
 
 Each run, on a fresh stack (own topics, worker and data directory under .data/bench-*):
 1. ours: reservations per second of one worker (`python -m streams`, the runtime of
@@ -18,7 +19,9 @@ Then once: orders settled end to end through the gateway (bench/orders_e2e.py's 
 --runs), unless --skip-orders. Then scaling and recovery (bench/scaling.py, with the same --runs):
 reservations/s with 1, 2 and 4 workers on 8 partitions, and how long a worker that takes over the
 partitions of a table of --keys keys needs to serve them, once restoring them in full (it never
-held them) and once only the changelog's tail (it held them before), unless --skip-scaling.
+held them) and once only the changelog's tail (it held them before), unless --skip-scaling. Then
+once: listings, searches and recommendations through the gateway over a catalog of --products
+products (bench/discovery.py, 32 clients, 20 s per kind of request), unless --skip-discovery.
 Prints the tables of medians and the command that reproduces them; the raw figures go to
 bench/results/bench-<UTC time>.json.
 """
@@ -36,7 +39,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import broker_ceiling, orders_e2e, scaling
+from bench import broker_ceiling, discovery, orders_e2e, scaling
 from bench.common import DATA_ROOT, RESULTS_DIR, broker, int_list, progress
 from bench.peers import PEERS, build_kstreams, run_peer
 from bench.reservations import OursRun, Workload, problems
@@ -81,6 +84,11 @@ def scaling_figures(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     ])
     scaling_args.keep = args.keep
     return scaling.measure(bootstrap, scaling_args)
+
+
+def discovery_figures(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
+    progress(f"listings, searches and recommendations over {args.products} products (bench/discovery.py)")
+    return discovery.measure(bootstrap, discovery.parser().parse_args(["--products", str(args.products)]))
 
 
 def median(runs: list[dict[str, Any]], *path: str) -> float:
@@ -157,6 +165,8 @@ def main() -> None:
     parser.add_argument("--tail-keys", type=int, default=5_000,
                         help="keys changed through the workers before each takeover (the tail)")
     parser.add_argument("--skip-scaling", action="store_true", help="leave out scaling and recovery")
+    parser.add_argument("--products", type=int, default=100_000, help="products of the discovery catalog")
+    parser.add_argument("--skip-discovery", action="store_true", help="leave out listings, searches, recommendations")
     parser.add_argument("--bootstrap", help="an existing cluster (default: a throwaway broker on free ports)")
     parser.add_argument("--keep", action="store_true", help="keep the runs' data directories and logs")
     args = parser.parse_args()
@@ -176,6 +186,8 @@ def main() -> None:
             results["orders_e2e"] = orders_end_to_end(bootstrap, args)
         if not args.skip_scaling:
             results["scaling"] = scaling_figures(bootstrap, args)
+        if not args.skip_discovery:
+            results["discovery"] = discovery_figures(bootstrap, args)
     results["load_average_at_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - started
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -186,6 +198,9 @@ def main() -> None:
     if "scaling" in results:
         print()
         print("\n".join(scaling.table(results["scaling"], command)))
+    if "discovery" in results:
+        print()
+        print("\n".join(discovery.table(results["discovery"], command)))
     print(f"\nraw results: {path.relative_to(RESULTS_DIR.parent.parent)}; load average at start "
           f"{results['load_average_at_start'][0]:.1f}, at end {results['load_average_at_end'][0]:.1f} "
           f"on {results['cpus']} CPUs")

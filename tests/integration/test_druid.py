@@ -91,6 +91,41 @@ async def sell(api: Api, customer: str, lines: dict[str, int], outcome: str | No
         await settled_past(api, order, customer, "payment_pending", "paid")
 
 
+async def recommended_skus(api: Api, sku: str) -> list[str]:
+    reply = await api.get(f"/v1/products/{sku}/recommendations?limit=3", token("customer", sub="druid-browser"))
+    assert reply.status == 200, reply.body
+    return [item["sku"] for item in reply.body["recommendations"]]
+
+
+def minute(occurred_at: str) -> datetime:
+    """The minute an event falls in: Druid keeps `recommendations_served` and
+    `inventory_stock_changes` at that query granularity."""
+    return datetime.fromisoformat(occurred_at).replace(second=0, microsecond=0)
+
+
+def click_through(served: list[dict[str, Any]], stock_changes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per tenant, from the committed events: each product recommended counts once; it was ordered if
+    a line of a confirmed order (StockCommitted) for it fell in or after the minute it was first
+    recommended."""
+    first_shown: dict[tuple[str, str], datetime] = {}
+    for e in served:
+        for sku in e["payload"]["recommended"]:
+            at = minute(e["occurred_at"])
+            first_shown[(e["tenant"], sku)] = min(at, first_shown.get((e["tenant"], sku), at))
+    last_ordered: dict[tuple[str, str], datetime] = {}
+    for e in stock_changes:
+        if e["type"] == "StockCommitted":
+            key, at = (e["tenant"], e["payload"]["sku"]), minute(e["occurred_at"])
+            last_ordered[key] = max(at, last_ordered.get(key, at))
+    answer: dict[str, dict[str, Any]] = {}
+    for (tenant, sku), shown_at in first_shown.items():
+        counts = answer.setdefault(tenant, {"recommended": 0, "ordered": 0})
+        counts["recommended"] += 1
+        counts["ordered"] += (tenant, sku) in last_ordered and last_ordered[(tenant, sku)] >= shown_at
+    return {tenant: {**counts, "click_through": counts["ordered"] / counts["recommended"]}
+            for tenant, counts in answer.items()}
+
+
 def committed(stack: Stack, topic: str) -> list[dict[str, Any]]:
     return [json.loads(m.value()) for m in read_topic(stack.bootstrap, stack.topic(topic))]
 
@@ -126,6 +161,12 @@ async def test_druid_answers_equal_the_sums_of_the_committed_events(api: Api, st
         reply = await api.post("/v1/campaigns/druid-club/pledges", token("customer", sub=customer), {"quantity": 1})
         assert reply.status == 200, reply.body
     assert (await api.poll_past("/v1/campaigns/druid-club", VENDOR, ("open", "tipped"), 60))["status"] == "succeeded"
+    # ... and recommendations served: TEA-1's (bought with CUP-1 in druid-b's paid order) and BAG-1's
+    # (never confirmed: the popularity fallback), before the order below buys CUP-1 and MUG-1 again
+    async def tea_recommends_cup() -> bool:
+        return "CUP-1" in await recommended_skus(api, "TEA-1")
+    await eventually_async(tea_recommends_cup, 60, "CUP-1 among TEA-1's recommendations")
+    await recommended_skus(api, "BAG-1")
     # ... and a confirmed order shipped in two parcels: one delivered, one met an exception
     shipped = await confirmed_order(api, "druid-h", {"MUG-1": 1, "CUP-1": 1})
     for tracking, sku in (("EZDRUID0001", "MUG-1"), ("EZDRUID0002", "CUP-1")):
@@ -229,6 +270,10 @@ async def test_druid_answers_equal_the_sums_of_the_committed_events(api: Api, st
     assert await analysis.run(analysis.notifications_by_outcome) == mail
     assert await analysis.run(analysis.webhook_failure_rate) == {tenant: {
         **h, "failure_rate": h["failed"] / h["attempts"]} for tenant, h in hooks.items()}
+    assert await analysis.run(analysis.recommendation_click_through) == click_through(
+        topics_read["recommendations.served"], topics_read["inventory.stock-changes"])
+    assert 0 < click_through(topics_read["recommendations.served"],
+                             topics_read["inventory.stock-changes"])["acme"]["ordered"]
 
     # And a new event is visible to a query shortly after it was committed (printed, not asserted)
     before = analysis.events_ingested(topics.INVENTORY_STOCK_CHANGES)

@@ -182,6 +182,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far, all cores together (Linux `/proc/stat`:
+    every state but idle and iowait), to tell a figure bound by the machine's cores from one bound
+    by the design."""
+    jiffies = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = jiffies[3], jiffies[4]
+    return (sum(jiffies[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
 def time_drain(bootstrap: str, group: str, topic: str, setup_records: int, pid: int, alive: Callable[[], bool],
                timeout: float, label: str) -> Drain:
     """Poll `group`'s committed offsets on `topic` from now until they reach the topic's end.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import time
@@ -30,7 +31,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import RESULTS_DIR, bench_port, broker, cpu_seconds, data_dir, int_list, progress
+from bench.common import (RESULTS_DIR, bench_port, broker, cpu_seconds, data_dir, int_list, machine_busy_seconds,
+                          progress)
 from devtools.stack import JWT_SECRET, Stack
 from devtools.stripe_mock import StripeMock
 from gateway.tokens import mint
@@ -110,19 +112,23 @@ async def latency_at(client: Client, rate: float, seconds: float, offset: int) -
     return list(await asyncio.gather(*tasks))
 
 
-async def saturated(client: Client, orders: int, ladder: list[int], offset: int) -> tuple[float, int, bool]:
+async def saturated(client: Client, orders: int, ladder: list[int], offset: int) -> tuple[float, int, bool, float]:
     """The best rate over the concurrency ladder, climbed until a step gains less than SATURATION_GAIN,
-    the concurrency that gave it, and whether the last step still gained more (not saturated)."""
-    best = (0.0, ladder[0])
+    the concurrency that gave it, whether the last step still gained more (not saturated), and the
+    whole machine's busy cores during the best step (near the core count: the machine bounds it)."""
+    best = (0.0, ladder[0], 0.0)
     for step, concurrency in enumerate(ladder):
+        busy_before, started = machine_busy_seconds(), time.monotonic()
         rate = await throughput(client, max(orders, ORDERS_PER_CLIENT * concurrency), concurrency,
                                 offset=offset + step * 100_000)
-        progress(f"  {concurrency} clients: {rate:.0f} orders/s")
+        busy = (machine_busy_seconds() - busy_before) / (time.monotonic() - started)
+        progress(f"  {concurrency} clients: {rate:.0f} orders/s, {busy:.2f} cores of {os.cpu_count()} busy")
         if rate < best[0] * SATURATION_GAIN:
-            return (*max(best, (rate, concurrency)), False)
-        best = (rate, concurrency)
+            top = max(best, (rate, concurrency, busy))
+            return top[0], top[1], False, top[2]
+        best = (rate, concurrency, busy)
     progress(f"  still rising at the top of the ladder ({ladder[-1]} clients): the figure is bound by the ladder")
-    return (*best, True)
+    return best[0], best[1], True, best[2]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -140,13 +146,14 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         await client.seed()
         progress("warm-up: 100 orders")
         await throughput(client, 100, args.concurrency[0], offset=10_000_000)
-        rates, clients, p50s, p99s, cpu_ms, rising = [], [], [], [], [], []
+        rates, clients, p50s, p99s, cpu_ms, rising, machine = [], [], [], [], [], [], []
         processes = [stack.workers[0], stack.gateway]
         for run_no in range(args.runs):
             cpu_before = [cpu_seconds(p.pid) for p in processes]
             placed_before = client.placed
-            rate, concurrency, still_rising = await saturated(client, args.orders, args.concurrency,
-                                                              offset=run_no * 1_000_000)
+            rate, concurrency, still_rising, busy = await saturated(client, args.orders, args.concurrency,
+                                                                    offset=run_no * 1_000_000)
+            machine.append(busy)
             rates.append(rate)
             clients.append(concurrency)
             rising.append(still_rising)
@@ -161,7 +168,8 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                      f"({len(latencies)} orders)")
     return {"orders_per_second": rates, "p50_ms": p50s, "p99_ms": p99s,
             "worker_cpu_ms_per_order": [w for w, _ in cpu_ms], "gateway_cpu_ms_per_order": [g for _, g in cpu_ms],
-            "clients_at_best_rate": clients, "still_rising": rising, "orders": args.orders,
+            "clients_at_best_rate": clients, "still_rising": rising, "machine_cores_busy_at_best_rate": machine,
+            "orders": args.orders,
             "concurrency_ladder": args.concurrency,
             "runs": args.runs}
 
@@ -202,7 +210,8 @@ def main() -> None:
     print("| figure (median of %d runs) | value |" % args.runs)
     print("|---|---|")
     print(f"| orders settled per second, POST -> reserved | {statistics.median(result['orders_per_second']):.0f} "
-          f"(with {statistics.median(result['clients_at_best_rate']):.0f} clients"
+          f"(with {statistics.median(result['clients_at_best_rate']):.0f} clients; whole machine "
+          f"{statistics.median(result['machine_cores_busy_at_best_rate']):.2f} of {os.cpu_count()} cores busy"
           f"{'; still rising at the ladder top' if any(result['still_rising']) else ''}) |")
     print(f"| p50 POST -> reserved at half that rate | {statistics.median(result['p50_ms']):.0f} ms |")
     print(f"| p99 POST -> reserved at half that rate | {statistics.median(result['p99_ms']):.0f} ms |")

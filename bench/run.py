@@ -137,7 +137,9 @@ def table(results: dict[str, Any], command: str) -> str:
         rows.append(f"| orders settled per second, POST -> reserved | {statistics.median(e2e['orders_per_second']):.0f} "
                     f"(with {statistics.median(e2e['clients_at_best_rate']):.0f} clients; CPU ms per order: "
                     f"worker {statistics.median(e2e['worker_cpu_ms_per_order']):.1f}, "
-                    f"gateway {statistics.median(e2e['gateway_cpu_ms_per_order']):.1f}{bound}) |")
+                    f"gateway {statistics.median(e2e['gateway_cpu_ms_per_order']):.1f}; whole machine "
+                    f"{statistics.median(e2e['machine_cores_busy_at_best_rate']):.2f} of {results['cpus']} cores "
+                    f"busy{bound}) |")
         rows.append(f"| p50 / p99 POST -> reserved at half that rate | {statistics.median(e2e['p50_ms']):.0f} ms / "
                     f"{statistics.median(e2e['p99_ms']):.0f} ms |")
     else:

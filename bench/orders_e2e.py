@@ -27,7 +27,7 @@ import os
 import shutil
 import statistics
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -112,23 +112,31 @@ async def latency_at(client: Client, rate: float, seconds: float, offset: int) -
     return list(await asyncio.gather(*tasks))
 
 
-async def saturated(client: Client, orders: int, ladder: list[int], offset: int) -> tuple[float, int, bool, float]:
-    """The best rate over the concurrency ladder, climbed until a step gains less than SATURATION_GAIN,
-    the concurrency that gave it, whether the last step still gained more (not saturated), and the
-    whole machine's busy cores during the best step (near the core count: the machine bounds it)."""
-    best = (0.0, ladder[0], 0.0)
-    for step, concurrency in enumerate(ladder):
+class Step(NamedTuple):
+    """One step of the concurrency ladder: its rate, its clients, and the whole machine's busy cores
+    meanwhile (near the core count: the machine bounds the rate)."""
+
+    rate: float
+    clients: int
+    machine_cores_busy: float
+
+
+async def saturated(client: Client, orders: int, ladder: list[int], offset: int) -> tuple[Step, bool]:
+    """The step of the best rate over the concurrency ladder, climbed until a step gains less than
+    SATURATION_GAIN, and whether the last step still gained more (not saturated)."""
+    best = Step(0.0, ladder[0], 0.0)
+    for n, concurrency in enumerate(ladder):
         busy_before, started = machine_busy_seconds(), time.monotonic()
         rate = await throughput(client, max(orders, ORDERS_PER_CLIENT * concurrency), concurrency,
-                                offset=offset + step * 100_000)
-        busy = (machine_busy_seconds() - busy_before) / (time.monotonic() - started)
-        progress(f"  {concurrency} clients: {rate:.0f} orders/s, {busy:.2f} cores of {os.cpu_count()} busy")
-        if rate < best[0] * SATURATION_GAIN:
-            top = max(best, (rate, concurrency, busy))
-            return top[0], top[1], False, top[2]
-        best = (rate, concurrency, busy)
+                                offset=offset + n * 100_000)
+        step = Step(rate, concurrency, (machine_busy_seconds() - busy_before) / (time.monotonic() - started))
+        progress(f"  {concurrency} clients: {rate:.0f} orders/s, {step.machine_cores_busy:.2f} cores of "
+                 f"{os.cpu_count()} busy")
+        if rate < best.rate * SATURATION_GAIN:
+            return max(best, step), False
+        best = step
     progress(f"  still rising at the top of the ladder ({ladder[-1]} clients): the figure is bound by the ladder")
-    return best[0], best[1], True, best[2]
+    return best, True
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -151,15 +159,15 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         for run_no in range(args.runs):
             cpu_before = [cpu_seconds(p.pid) for p in processes]
             placed_before = client.placed
-            rate, concurrency, still_rising, busy = await saturated(client, args.orders, args.concurrency,
-                                                                    offset=run_no * 1_000_000)
-            machine.append(busy)
+            best, still_rising = await saturated(client, args.orders, args.concurrency, offset=run_no * 1_000_000)
+            rate = best.rate
             rates.append(rate)
-            clients.append(concurrency)
+            clients.append(best.clients)
+            machine.append(best.machine_cores_busy)
             rising.append(still_rising)
             placed = client.placed - placed_before
             cpu_ms.append([1000 * (cpu_seconds(p.pid) - before) / placed for p, before in zip(processes, cpu_before)])
-            progress(f"run {run_no + 1}/{args.runs}: {rate:.0f} orders/s settled (POST -> reserved) with {concurrency} "
+            progress(f"run {run_no + 1}/{args.runs}: {rate:.0f} orders/s settled (POST -> reserved) with {best.clients} "
                      f"clients; CPU ms per order over the ladder: worker {cpu_ms[-1][0]:.1f}, gateway {cpu_ms[-1][1]:.1f}")
             latencies = await latency_at(client, rate / 2, args.latency_seconds, offset=run_no * 1_000_000 + 900_000)
             p50s.append(percentile(latencies, 0.50) * 1000)

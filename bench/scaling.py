@@ -281,8 +281,9 @@ def throughput_run(facts: dict[str, Any], bootstrap: str, workload: Workload, wo
                            lambda: all(stack.workers[s].running for s in slots),
                            timeout=max(300.0, workload.events / 50), label=f"{workers} worker(s)")
         cpu_all = sum(cpu_seconds(pid) for pid in pids) - cpu_before
-        busy = cpu_all / (time.monotonic() - resumed_at)
-        machine_busy = (machine_busy_seconds() - machine_before) / (time.monotonic() - resumed_at)
+        machine_all = machine_busy_seconds() - machine_before
+        elapsed = time.monotonic() - resumed_at
+        busy, machine_busy = cpu_all / elapsed, machine_all / elapsed
         owned_after = owned_partitions(stack, slots)
     checked = verify(bootstrap, stack.topic(topics.INVENTORY_RESERVATIONS.name), workload, f"{workers} worker(s)")
     del facts["stack"]

@@ -183,12 +183,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy so far, all cores together (Linux `/proc/stat`:
-    every state but idle and iowait), to tell a figure bound by the machine's cores from one bound
-    by the design."""
-    jiffies = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle, iowait = jiffies[3], jiffies[4]
-    return (sum(jiffies[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds the whole machine spent running something so far, all cores together (Linux
+    `/proc/stat`: user, nice, system, irq and softirq; not idle, iowait, or steal, the time a
+    hypervisor gave to others), to tell a figure bound by the machine's cores from one bound by
+    the design."""
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def time_drain(bootstrap: str, group: str, topic: str, setup_records: int, pid: int, alive: Callable[[], bool],

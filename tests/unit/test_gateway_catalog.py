@@ -21,18 +21,10 @@ from gateway.services import SERVICES, Services
 from gateway.tokens import mint
 from streams.models import AvailabilityChanged, Envelope, Money, ProductUpserted
 from streams.settings import Settings
+from tests.unit.doubles import RecordingWriter
 
 JWT_SECRET = "unit-test-secret-of-at-least-32-bytes!"
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-
-
-class Writer:
-    def __init__(self) -> None:
-        self.written: list[Envelope] = []
-
-    async def write(self, event: Envelope) -> tuple[str, int]:
-        self.written.append(event)
-        return "catalog.products", 0
 
 
 def catalog() -> CatalogView:
@@ -60,14 +52,14 @@ TABLE = {  # the worker's catalog table, as its /state answers
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[tuple[TestClient, Writer]]:
+async def client() -> AsyncIterator[tuple[TestClient, RecordingWriter]]:
     async def state(table: str, key: str, wait: float = 0) -> Any:
         return TABLE.get(key)
 
     settings = Settings(jwt_secret=JWT_SECRET)
     app = web.Application(middlewares=[error_middleware, auth_middleware(settings.jwt_secret)])
     setup_routes(app)
-    writer = Writer()
+    writer = RecordingWriter()
     app[SERVICES] = Services(settings=settings, writer=writer, reads=SimpleNamespace(state=state),  # type: ignore[arg-type]
                              stripe=None, admin=None, catalog=catalog())  # type: ignore[arg-type]
     test_client = TestClient(TestServer(app, host="127.0.0.1", port=0))

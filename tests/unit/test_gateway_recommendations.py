@@ -25,6 +25,7 @@ from gateway.tokens import mint
 from gateway.workers import TABLES, WorkerReads
 from streams.models import AvailabilityChanged, Envelope, Money, ProductUpserted, RecommendationsServed, utc_now
 from streams.settings import Settings
+from tests.unit.doubles import RecordingWriter
 
 PARTITIONS = 4
 JWT_SECRET = "recommendations-tests-secret-of-32-bytes-at-least"
@@ -101,18 +102,6 @@ class Worker:
         return app
 
 
-class Writer:
-    def __init__(self) -> None:
-        self.written: list[Envelope] = []
-        self.fail = False
-
-    async def write(self, event: Envelope) -> tuple[str, int]:
-        if self.fail:
-            raise RuntimeError("the broker is gone")
-        self.written.append(event)
-        return "recommendations.served", 0
-
-
 @pytest.fixture
 async def worker(serve_app: Callable[[web.Application], Awaitable[str]]) -> Worker:
     worker = Worker()
@@ -121,8 +110,8 @@ async def worker(serve_app: Callable[[web.Application], Awaitable[str]]) -> Work
 
 
 @pytest.fixture
-def writer() -> Writer:
-    return Writer()
+def writer() -> RecordingWriter:
+    return RecordingWriter()
 
 
 @pytest.fixture
@@ -131,7 +120,7 @@ def view() -> Catalog:
 
 
 @pytest.fixture
-async def client(worker: Worker, writer: Writer, view: Catalog) -> AsyncIterator[TestClient]:
+async def client(worker: Worker, writer: RecordingWriter, view: Catalog) -> AsyncIterator[TestClient]:
     async with aiohttp.ClientSession() as session:
         settings = Settings(jwt_secret=JWT_SECRET, read_miss_wait_seconds=0)
         app = web.Application(middlewares=[error_middleware, auth_middleware(settings.jwt_secret)])
@@ -157,7 +146,7 @@ def skus(body: dict[str, Any]) -> list[tuple[str, float]]:
 
 
 async def test_co_purchases_ranked_by_score_leave_out_what_is_not_active_or_in_stock(
-        client: TestClient, worker: Worker, writer: Writer) -> None:
+        client: TestClient, worker: Worker, writer: RecordingWriter) -> None:
     # Given A bought with B (3), C (5, sold out), DRAFT (4, a draft), D (1) and with itself (a stray entry)
     worker.states["recommendations"]["acme/A"] = entry("A", {"C": 5.0, "DRAFT": 4.0, "B": 3.0, "D": 1.0, "A": 9.0})
     # When a customer asks for two
@@ -228,7 +217,7 @@ async def test_a_draft_product_is_not_found_for_a_customer_only(client: TestClie
 
 
 async def test_an_announcement_that_fails_never_fails_the_read(client: TestClient, worker: Worker,
-                                                               writer: Writer) -> None:
+                                                               writer: RecordingWriter) -> None:
     writer.fail = True
     worker.states["recommendations"]["acme/A"] = entry("A", {"B": 2.0})
     status, body = await ask(client, "A")

@@ -30,6 +30,7 @@ from gateway.workers import TABLES, UNKNOWN, WorkerReads, kafka_workers
 from streams.partitioning import partition_for
 from streams.runtime.reads import read_headers
 from streams.settings import Settings
+from tests.unit.doubles import RecordingWriter
 
 PARTITIONS = 4
 
@@ -147,15 +148,6 @@ async def test_an_unavailable_read_names_no_worker(session):
 
 
 JWT_SECRET = "routing-tests-secret-of-at-least-32-bytes"
-
-
-class RecordingWriter:
-    def __init__(self) -> None:
-        self.written: list[Any] = []
-
-    async def write(self, event: Any) -> tuple[str, int]:
-        self.written.append(event)
-        return "orders.commands", 0
 
 
 async def gateway_client(reads: WorkerReads, writer: RecordingWriter, admin: Any = None,

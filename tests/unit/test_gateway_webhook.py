@@ -26,20 +26,12 @@ from gateway.services import SERVICES, Services
 from gateway.views import payments as view
 from streams.models import RefundedCharge, StripeEventReceived
 from streams.settings import Settings
+from tests.unit.doubles import RecordingWriter
 
 JWT_SECRET = "webhook-view-tests-secret-of-32-bytes-at-least"
 WEBHOOK_SECRET = "whsec_webhook_view_tests_secret_of_32_bytes"
 ORDER_ID = uuid.UUID(int=77)
 INTENT = "pi_view77"
-
-
-class RecordingWriter:
-    def __init__(self) -> None:
-        self.written: list[Any] = []
-
-    async def write(self, event: Any) -> tuple[str, int]:
-        self.written.append(event)
-        return "payments.webhooks", 0
 
 
 class ScriptedStripe:
